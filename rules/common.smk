@@ -1,0 +1,70 @@
+# Config validation and the helpers every rule asks: one variant table, one eval registry.
+import json
+import re
+import shlex
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from snakemake.exceptions import WorkflowError
+
+from workflow_scripts import eval_registry
+from workflow_scripts.settings import ConfigError, validate_config
+from workflow_scripts.variant_table import build_variant_table
+
+try:
+    config.update(validate_config(config))
+    VARIANTS = {v.id: v for v in build_variant_table(config)}
+    eval_registry.check_requirements(config)
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
+
+OUT = config["output_dir"]
+EVAL_TYPES = eval_registry.enabled_eval_types(config)
+IMPORTED = [v for v in VARIANTS.values() if not v.derived]
+DERIVED = [v for v in VARIANTS.values() if v.derived]
+# Every step is a small entry point of the importable package beside this Snakefile.
+PY = f"PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}} python -m"
+
+
+def _alternatives(ids):
+    return "|".join(re.escape(i) for i in ids) or "$^"
+
+
+wildcard_constraints:
+    variant=_alternatives(VARIANTS),
+    imported=_alternatives(v.id for v in IMPORTED),
+    derived=_alternatives(v.id for v in DERIVED),
+    eval_type=_alternatives(EVAL_TYPES),
+
+
+def variant_json(variant_id):
+    variant = VARIANTS[variant_id]
+    return json.dumps({**variant.__dict__, "source": dict(variant.source)}, default=str)
+
+
+def demo_inputs():
+    """The locally built demo model/SAE/datasets, when the config builds them."""
+    return [config["demo"]["dir"]] if config["demo"]["build"] else []
+
+
+def eval_outputs():
+    return expand(f"{OUT}/evals/{{eval_type}}/{{variant}}.json", eval_type=EVAL_TYPES, variant=VARIANTS)
+
+
+def plot_outputs():
+    from workflow_scripts.plot_metrics import plot_file_names
+
+    return [f"{OUT}/plots/{name}" for name in plot_file_names(EVAL_TYPES)]
+
+
+def final_outputs():
+    return [f"{OUT}/merged/metrics.csv", *plot_outputs()]
+
+
+def eval_resource(name, scale_with_attempt=True):
+    def get(wildcards, attempt):
+        value = eval_registry.job_resources(config, wildcards.eval_type)[name]
+        return value * attempt if scale_with_attempt else value
+
+    return get

@@ -1,0 +1,15 @@
+# The offline demo: a small language model, tokenizer, baseline SAE and stand-in datasets built
+# locally (no network), so the whole workflow runs on a CPU.
+if config["demo"]["build"]:
+
+    rule build_demo_assets:
+        output:
+            directory(config["demo"]["dir"]),
+        log:
+            "logs/build_demo_assets.log",
+        benchmark:
+            "benchmarks/build_demo_assets.tsv"
+        params:
+            seed=config["demo"]["seed"],
+        shell:
+            "{PY} workflow_scripts.demo_assets --out {output} --seed {params.seed} > {log} 2>&1"

@@ -1,0 +1,25 @@
+# One GPU job per (variant, eval type): SAE Bench's result JSON, unchanged.
+
+
+rule evaluate:
+    input:
+        sae=f"{OUT}/saes/{{variant}}",
+        demo=demo_inputs(),
+    output:
+        f"{OUT}/evals/{{eval_type}}/{{variant}}.json",
+    log:
+        "logs/evaluate/{eval_type}/{variant}.log",
+    benchmark:
+        "benchmarks/evaluate/{eval_type}/{variant}.tsv"
+    params:
+        settings=lambda wc: json.dumps(eval_registry.job_settings(config, wc.eval_type)),
+        artifacts=f"{OUT}/{config['activation_caching']['artifacts_dir']}",
+    resources:
+        gpu=1,
+        mem_mb=eval_resource("mem_mb"),
+        runtime=eval_resource("runtime"),
+        cpus_per_task=eval_resource("cpus_per_task", scale_with_attempt=False),
+    shell:
+        "{PY} workflow_scripts.evaluate --eval-type {wildcards.eval_type} --variant {wildcards.variant}"
+        " --sae-dir {input.sae} --settings {params.settings:q} --artifacts-root {params.artifacts}"
+        " --output {output} > {log} 2>&1"

@@ -1,0 +1,78 @@
+"""Build one variant's SAE folder (`results/saes/{variant}/`: safetensors + JSON config).
+
+The baseline comes from a dictionary_learning checkpoint (hub or local folder), derived variants
+from the baseline folder's decoder, comparison SAEs from their SAE Lens release. Whatever the
+source, the evaluation step later reads only the folder written here.
+
+Usage: python -m workflow_scripts.build_sae --variant ihtp_k5 --settings '<json>' \
+           --output results/saes/ihtp_k5 [--base results/saes/baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def fetch_checkpoint(repo_id: str, filename: str) -> tuple[Path, Path]:
+    """ae.pt and its sibling config.json through the HuggingFace cache."""
+    from huggingface_hub import hf_hub_download
+
+    ae = hf_hub_download(repo_id=repo_id, filename=filename)
+    config = hf_hub_download(repo_id=repo_id, filename=str(Path(filename).with_name("config.json")))
+    return Path(ae), Path(config)
+
+
+def build(variant: dict, model_name: str, output: Path, base: Path | None = None):
+    from workflow_scripts import sae_io
+    from workflow_scripts.dictionary_learning import load_dictionary_learning_sae
+
+    family, source = variant["family"], variant.get("source", {})
+    if family == "baseline":
+        if source.get("local_dir"):
+            ae = Path(source["local_dir"]) / "ae.pt"
+            config = ae.with_name("config.json")
+        else:
+            ae, config = fetch_checkpoint(source["repo_id"], source["filename"])
+        sae = load_dictionary_learning_sae(ae, model_name, source["hook_layer"], config)
+        metadata = {"source": {k: v for k, v in source.items() if v is not None}}
+    elif family == "comparison":
+        if source.get("conversion_func") != "dictionary_learning_1":
+            raise ValueError(
+                f"comparison SAE {variant['id']}: release {source['release']} uses conversion "
+                f"{source.get('conversion_func')!r}; only dictionary_learning releases are supported"
+            )
+        ae, config = fetch_checkpoint(source["repo_id"], f"{source['path']}/ae.pt")
+        layer = json.loads(Path(config).read_text())["trainer"]["layer"]
+        sae = load_dictionary_learning_sae(ae, model_name, layer, config)
+        metadata = {"source": source}
+    else:
+        from workflow_scripts.variant_saes import derive_variant
+
+        if base is None:
+            raise ValueError(f"variant {variant['id']} is derived: --base is required")
+        sae = derive_variant(family, variant["param"], sae_io.load_sae(base))
+        metadata = {"derived_from": str(base)}
+    metadata.update(variant=variant["id"], family=family, param_name=variant.get("param_name"),
+                    param=variant.get("param"))
+    sae_io.save_sae(sae, output, metadata=metadata)
+    return sae
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", required=True, help="JSON of the variant-table row")
+    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--base", type=Path, help="baseline SAE folder (derived variants)")
+    args = parser.parse_args(argv)
+    sae = build(json.loads(args.variant), args.model_name, args.output, args.base)
+    print(f"[build_sae] wrote {args.output} ({sae.cfg.architecture}, d_in={sae.cfg.d_in}, "
+          f"d_sae={sae.cfg.d_sae})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

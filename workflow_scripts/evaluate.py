@@ -1,0 +1,116 @@
+"""Run one SAE Bench eval on one SAE folder and publish SAE Bench's result JSON unchanged.
+
+Usage (what the `evaluate` rule runs):
+    python -m workflow_scripts.evaluate --eval-type core --sae-dir results/saes/baseline \
+        --variant baseline --settings '<json>' --output results/evals/core/baseline.json
+
+SAE Bench writes its JSON into a private work folder; we move it to `--output` only when it exists
+(core catches every exception per SAE and returns normally, so "no file" is how its failures show)
+and remove the work folder, so a failed or killed job never leaves a result behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+class NoResultError(RuntimeError):
+    pass
+
+
+def _sources(settings: dict):
+    """Make SAE Bench read the local model/datasets named in the config instead of the hub."""
+    from workflow_scripts import local_sources
+
+    stack = contextlib.ExitStack()
+    model = settings["model"]
+    if model.get("local_dir"):
+        stack.enter_context(local_sources.local_models({model["name"]: model["local_dir"]}))
+    if settings["local_datasets"]:
+        stack.enter_context(local_sources.local_datasets(settings["local_datasets"]))
+    return stack
+
+
+def _cache_settings(settings: dict, sae) -> dict:
+    """Everything that changes cached LLM activations: model, hook, eval section, seed."""
+    model = settings["model"]
+    return {
+        "model": model["name"],
+        "local_model": model.get("local_dir"),
+        "dtype": model["torch_dtype"],
+        "hook": sae.cfg.hook_name,
+        "section": settings["section_values"],
+        "seed": settings["random_seed"],
+        "datasets": settings["local_datasets"],
+    }
+
+
+def evaluate(eval_type: str, sae_dir: Path, variant: str, settings: dict, output: Path,
+             artifacts_root: Path) -> Path:
+    if settings.get("offline"):
+        os.environ.update(OFFLINE_VARIABLES)
+    import torch
+
+    from workflow_scripts import artifact_cache, sae_io
+    from workflow_scripts.eval_registry import REGISTRY, EvalJob
+
+    entry = REGISTRY[eval_type]
+    model = settings["model"]
+    sae = sae_io.load_sae(sae_dir, device=model["device"], dtype=getattr(torch, model["torch_dtype"]))
+    output = Path(output)
+    work_dir = output.parent / f".{output.stem}.work"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_sources(settings))
+            artifacts = None
+            if entry.shares_llm_cache and settings["save_activations"]:
+                folder = artifact_cache.cache_folder(artifacts_root, eval_type, _cache_settings(settings, sae))
+                artifacts = stack.enter_context(artifact_cache.shared_cache(folder))
+            print(f"[evaluate] {eval_type} on {variant} ({sae.cfg.architecture}, d_sae={sae.cfg.d_sae})",
+                  flush=True)
+            entry.run(EvalJob(eval_type, sae, variant, settings, work_dir, artifacts))
+        results = sorted(work_dir.rglob("*_eval_results.json"))
+        if len(results) != 1:
+            raise NoResultError(
+                f"SAE Bench's {eval_type} eval produced {len(results)} result files for {variant} "
+                "instead of one; SAE Bench logs some failures and returns normally, so the cause "
+                "is in the log above"
+            )
+        json.loads(results[0].read_text())  # a truncated file must not be published
+        output.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(results[0], output)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--eval-type", required=True)
+    parser.add_argument("--sae-dir", required=True, type=Path)
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--settings", required=True, help="JSON from eval_registry.job_settings")
+    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--artifacts-root", type=Path, default=Path("results/artifacts"))
+    args = parser.parse_args(argv)
+    try:
+        evaluate(args.eval_type, args.sae_dir, args.variant, json.loads(args.settings),
+                 args.output, args.artifacts_root)
+    except NoResultError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
