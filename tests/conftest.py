@@ -22,7 +22,12 @@ def snakemake_env(extra: dict | None = None) -> dict:
 
 
 def run_snakemake(args: list[str], workdir: Path, env: dict | None = None, timeout: int = 900):
-    """`snakemake -s <repo>/Snakefile --directory <workdir> ...`; returns the CompletedProcess."""
+    """`snakemake -s <repo>/Snakefile --directory <workdir> ...`; returns the CompletedProcess.
+
+    The workdir gets a link to the repo's config/, as a deployed project has its own config/.
+    """
+    if not (workdir / "config").exists():
+        (workdir / "config").symlink_to(REPO / "config")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
            str(workdir), *args]
     return subprocess.run(cmd, cwd=workdir, env=snakemake_env(env), capture_output=True,

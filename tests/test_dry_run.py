@@ -1,0 +1,75 @@
+"""Dry runs plan exactly one evaluation job per (variant, enabled eval type), without GPU or network."""
+
+import re
+
+import pytest
+
+from conftest import REPO, run_snakemake, write_config
+
+DEFAULT_VARIANTS = {
+    "baseline", "ihtp_k5", "ihtp_k10", "mpsae_s50", "mpsae_s100",
+    "sae_bench_pythia70m_sweep_topk_ctx128_0730__blocks.4.hook_resid_post__trainer_8",
+}
+
+
+def planned_jobs(stdout: str) -> list[dict]:
+    """(rule, wildcards) of every job in a `snakemake -n` listing."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", stdout):
+        match = re.match(r"(?:local)?rule (\w+):", block)
+        if not match:
+            continue
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        pairs = dict(p.split("=", 1) for p in wildcards.group(1).split(", ")) if wildcards else {}
+        jobs.append({"rule": match.group(1), **pairs})
+    return jobs
+
+
+def dry_run(tmp_path, *args):
+    result = run_snakemake(["-n", *args], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return planned_jobs(result.stdout)
+
+
+def test_default_config_plans_24_evaluation_jobs(tmp_path):
+    jobs = dry_run(tmp_path, "--configfile", str(REPO / "config" / "config.yaml"))
+    evals = [j for j in jobs if j["rule"] == "evaluate"]
+    assert len(evals) == 24
+    pairs = {(j["eval_type"], j["variant"]) for j in evals}
+    assert pairs == {(e, v) for e in ["core", "sparse_probing", "scr", "tpp"] for v in DEFAULT_VARIANTS}
+    built = {j.get("imported") or j.get("derived") for j in jobs if j["rule"] in ("import_sae", "derive_sae")}
+    assert built == DEFAULT_VARIANTS
+    assert sum(j["rule"] == "aggregate" for j in jobs) == 1
+
+
+def test_slurm_profile_dry_run_needs_no_slurm(tmp_path):
+    jobs = dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm"))
+    assert sum(j["rule"] == "evaluate" for j in jobs) == 24
+
+
+def test_demo_config_dry_run(tmp_path):
+    jobs = dry_run(tmp_path, "--configfile", str(REPO / "config" / "demo.yaml"))
+    rules = [j["rule"] for j in jobs]
+    assert rules.count("build_demo_assets") == 1
+    evals = {(j["eval_type"], j["variant"]) for j in jobs if j["rule"] == "evaluate"}
+    assert {"core", "sparse_probing"} <= {e for e, _ in evals}
+    variants = {v for _, v in evals}
+    assert {"baseline", "ihtp_k5", "mpsae_s10"} <= variants
+    assert len(evals) == len(variants) * len({e for e, _ in evals})
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"sae_variants": {"ihtp": {"enabled": True, "k_values": []}}}, "sae_variants.ihtp.k_values"),
+        ({"sae_variants": {"ihtp": {"enabled": True, "k_values": [5, 5]}}}, "sae_variants.ihtp.k_values"),
+        ({"model": {"llm_batch_size": "big"}}, "model.llm_batch_size"),
+        ({"eval_types": {"corr": True}}, "eval_types.corr"),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, overrides, key):
+    config = write_config(tmp_path / "bad.yaml", "config.yaml", **overrides)
+    result = run_snakemake(["-n", "--configfile", str(config)], tmp_path, timeout=300)
+    assert result.returncode != 0
+    assert f"config key '{key}'" in result.stdout + result.stderr
+    assert "rule evaluate" not in result.stdout
