@@ -15,9 +15,13 @@ rule aggregate:
     params:
         variants=json.dumps([json.loads(variant_json(v)) for v in VARIANTS]),
         eval_types=EVAL_TYPES,
+        saes_dir=lambda wc, input: os.path.dirname(input.saes[0]),
+        evals_dir=lambda wc, input: os.path.dirname(os.path.dirname(input.evals[0])),
+    conda:
+        "../envs/saebench.yaml"
     shell:
-        "{PY} workflow_scripts.aggregate --variants {params.variants:q} --eval-types {params.eval_types}"
-        " --saes-dir {OUT}/saes --evals-dir {OUT}/evals --csv {output.csv} --json {output.json}"
+        "python -m workflow_scripts.aggregate --variants {params.variants:q} --eval-types {params.eval_types}"
+        " --saes-dir {params.saes_dir} --evals-dir {params.evals_dir} --csv {output.csv} --json {output.json}"
         " > {log} 2>&1"
 
 
@@ -33,9 +37,12 @@ rule plot:
     params:
         eval_types=EVAL_TYPES,
         style=json.dumps(config["visualization"]),
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
+    conda:
+        "../envs/saebench.yaml"
     shell:
-        "{PY} workflow_scripts.plot_metrics --table {input} --eval-types {params.eval_types}"
-        " --style {params.style:q} --out-dir {OUT}/plots > {log} 2>&1"
+        "python -m workflow_scripts.plot_metrics --table {input} --eval-types {params.eval_types}"
+        " --style {params.style:q} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 localrules:

@@ -1,7 +1,7 @@
-# Config validation and the helpers every rule asks: one variant table, one eval registry.
+# Config validation, and the helpers that all rules share: one variant table, one eval registry.
 import json
 import re
-import shlex
+import os
 import sys
 
 sys.path.insert(0, workflow.basedir)
@@ -23,8 +23,10 @@ OUT = config["output_dir"]
 EVAL_TYPES = eval_registry.enabled_eval_types(config)
 IMPORTED = [v for v in VARIANTS.values() if not v.derived]
 DERIVED = [v for v in VARIANTS.values() if v.derived]
-# Every step is a small entry point of the importable package beside this Snakefile.
-PY = f"PYTHONPATH={shlex.quote(workflow.basedir)}${{PYTHONPATH:+:$PYTHONPATH}} python -m"
+# Every step is a small entry point (`python -m workflow_scripts.<step>`) of the package beside
+# this Snakefile; jobs inherit this variable, locally and through sbatch.
+_pythonpath = [workflow.basedir, *filter(None, os.getenv("PYTHONPATH", "").split(os.pathsep))]
+os.environ.update(PYTHONPATH=os.pathsep.join(dict.fromkeys(_pythonpath)))
 
 
 def _alternatives(ids):

@@ -11,5 +11,7 @@ if config["demo"]["build"]:
             "benchmarks/build_demo_assets.tsv"
         params:
             seed=config["demo"]["seed"],
+        conda:
+            "../envs/saebench.yaml"
         shell:
-            "{PY} workflow_scripts.demo_assets --out {output} --seed {params.seed} > {log} 2>&1"
+            "python -m workflow_scripts.demo_assets --out {output} --seed {params.seed} > {log} 2>&1"

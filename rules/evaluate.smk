@@ -19,7 +19,9 @@ rule evaluate:
         mem_mb=eval_resource("mem_mb"),
         runtime=eval_resource("runtime"),
         cpus_per_task=eval_resource("cpus_per_task", scale_with_attempt=False),
+    conda:
+        "../envs/saebench.yaml"
     shell:
-        "{PY} workflow_scripts.evaluate --eval-type {wildcards.eval_type} --variant {wildcards.variant}"
+        "python -m workflow_scripts.evaluate --eval-type {wildcards.eval_type} --variant {wildcards.variant}"
         " --sae-dir {input.sae} --settings {params.settings:q} --artifacts-root {params.artifacts}"
         " --output {output} > {log} 2>&1"

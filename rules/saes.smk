@@ -17,8 +17,10 @@ rule import_sae:
     resources:
         mem_mb=8000,
         runtime=30,
+    conda:
+        "../envs/saebench.yaml"
     shell:
-        "{PY} workflow_scripts.build_sae --variant {params.variant:q} --model-name {params.model:q}"
+        "python -m workflow_scripts.build_sae --variant {params.variant:q} --model-name {params.model:q}"
         " --output {output} > {log} 2>&1"
 
 
@@ -38,8 +40,10 @@ rule derive_sae:
     resources:
         mem_mb=8000,
         runtime=30,
+    conda:
+        "../envs/saebench.yaml"
     shell:
-        "{PY} workflow_scripts.build_sae --variant {params.variant:q} --model-name {params.model:q}"
+        "python -m workflow_scripts.build_sae --variant {params.variant:q} --model-name {params.model:q}"
         " --base {input.base} --output {output} > {log} 2>&1"
 
 
