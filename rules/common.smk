@@ -27,6 +27,9 @@ DERIVED = [v for v in VARIANTS.values() if v.derived]
 # this Snakefile; jobs inherit this variable, locally and through sbatch.
 _pythonpath = [workflow.basedir, *filter(None, os.getenv("PYTHONPATH", "").split(os.pathsep))]
 os.environ.update(PYTHONPATH=os.pathsep.join(dict.fromkeys(_pythonpath)))
+# ... and run with the interpreter that runs Snakemake, unless a conda env (--sdm conda) is
+# activated for the job, which puts its own bin/ first.
+os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", "")]))
 
 
 def _alternatives(ids):
