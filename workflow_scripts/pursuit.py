@@ -1,0 +1,234 @@
+"""Sparse coding by pursuit over a fixed decoder: matching pursuit (MP) and instance hard
+thresholding pursuit (IHTP).
+
+Semantics follow /work/shared/notes/variants-spec.md. Every function takes `xc`, the input already
+centred (x - b_dec), and `W_dec` of shape (d_sae, d_in) with unit-norm rows. Each idea comes twice:
+a `*_reference` function that reads like the spec (a plain loop, used by the tests) and a fast
+function that must give the same answer.
+
+Computation happens in float32 (float64 if the input is float64), whatever the input dtype, so
+bfloat16 activations work; codes are returned in that compute dtype and callers cast back.
+"""
+
+import torch
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """float32 for anything narrower (bf16/fp16 argmax and least squares are too coarse), float64
+    kept so tests can compare paths without rounding noise."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+# --------------------------------------------------------------------------------------------------
+# Matching pursuit
+
+
+def matching_pursuit_reference(
+    xc: torch.Tensor, W_dec: torch.Tensor, steps: int, nonneg: bool = False
+) -> torch.Tensor:
+    """Readable matching pursuit, exactly `steps` steps, no early stop.
+
+    Each step recomputes all correlations from the residual (one full matmul per step), so it costs
+    about `steps` SAE encodes. nonneg=False: signed MP, j = argmax |c|, v = c[j]. nonneg=True: the
+    literature's MP-SAE, j = argmax c, v = relu(c[j]), codes stay >= 0. An atom may be picked again
+    and its values add up.
+    xc: (..., d_in) centred input; W_dec: (d_sae, d_in). Returns z: (..., d_sae).
+    """
+    dt = compute_dtype(xc)
+    W = W_dec.to(dt)  # (d_sae, d_in)
+    r = xc.reshape(-1, xc.shape[-1]).to(dt).clone()  # (N, d_in) residual
+    z = torch.zeros(r.shape[0], W.shape[0], dtype=dt, device=xc.device)  # (N, d_sae)
+    rows = torch.arange(r.shape[0], device=xc.device)
+    for _ in range(steps):
+        c = r @ W.T  # (N, d_sae) correlations
+        j = c.argmax(-1) if nonneg else c.abs().argmax(-1)  # (N,)
+        v = c[rows, j]  # (N,) signed coefficient
+        if nonneg:
+            v = v.clamp_min(0)
+        z[rows, j] += v
+        r = r - v[:, None] * W[j]
+    return z.reshape(*xc.shape[:-1], W.shape[0])
+
+
+def decoder_gram(W_dec: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """G = W_dec W_dec^T, (d_sae, d_sae): d_sae^2 floats (64 MiB at d_sae=4096 in fp32).
+    Compute it once per SAE and pass it to matching_pursuit to skip the cost per call."""
+    W = W_dec.to(dtype)
+    return W @ W.T
+
+
+def _row_argmax(s: torch.Tensor, block: int = 64) -> torch.Tensor:
+    """argmax over the last dim of s (T, n), first index on ties, like torch.argmax.
+
+    Why two levels: on CPU a row argmax is ~10x slower than a row amax (not vectorised), so take
+    the amax of each block of `block` entries, argmax over the few block maxima, then argmax
+    inside the winning block. Falls back to torch.argmax if n is not a multiple of block.
+    """
+    T, n = s.shape
+    if n % block:
+        return s.argmax(-1)
+    b = s.view(T, n // block, block)  # (T, nb, block)
+    rows = torch.arange(T, device=s.device)
+    bi = b.amax(-1).argmax(-1)  # (T,) first block holding the max
+    return bi * block + b[rows, bi].argmax(-1)  # (T,)
+
+
+def matching_pursuit(
+    xc: torch.Tensor,
+    W_dec: torch.Tensor,
+    steps: int,
+    nonneg: bool = False,
+    gram: torch.Tensor | None = None,
+    chunk_tokens: int = 256,
+) -> torch.Tensor:
+    """Matching pursuit with the Gram update; same result as matching_pursuit_reference.
+
+    Why: after r -= v W[j], the correlations change by exactly c -= v G[j] (G = W W^T), which costs
+    O(d_sae) per token instead of the O(d_in d_sae) matmul, so a step is ~d_in times cheaper.
+    Tokens are processed `chunk_tokens` at a time so the working set stays cache-sized.
+    Extra memory (besides the returned codes, N x d_sae): the Gram, d_sae^2 floats (unless passed
+    in), plus 3 x chunk_tokens x d_sae floats (correlations, their |.|, gathered Gram rows).
+    No periodic re-correlation: fp32 drift over 100 steps stays ~1e-5 relative (tested vs the
+    reference); use float64 input if more is needed.
+    xc: (..., d_in); W_dec: (d_sae, d_in); gram: (d_sae, d_sae) or None. Returns z: (..., d_sae).
+    """
+    dt = compute_dtype(xc)
+    W = W_dec.to(dt)  # (d_sae, d_in)
+    G = decoder_gram(W, dt) if gram is None else gram.to(dt)  # (d_sae, d_sae)
+    x = xc.reshape(-1, xc.shape[-1])  # (N, d_in)
+    z = torch.zeros(x.shape[0], W.shape[0], dtype=dt, device=xc.device)  # (N, d_sae)
+    for start in range(0, x.shape[0], chunk_tokens):
+        xs = x[start : start + chunk_tokens].to(dt)  # (T, d_in)
+        zs = z[start : start + chunk_tokens]  # (T, d_sae) view into z
+        c = xs @ W.T  # (T, d_sae) correlations of the residual
+        rows = torch.arange(xs.shape[0], device=xc.device)
+        score = c if nonneg else torch.empty_like(c)  # (T, d_sae) what argmax looks at
+        Gj = torch.empty_like(c)  # (T, d_sae) Gram rows of the picked atoms
+        for _ in range(steps):
+            if not nonneg:
+                torch.abs(c, out=score)
+            j = _row_argmax(score)  # (T,)
+            v = c[rows, j]  # (T,)
+            if nonneg:
+                v = v.clamp_min(0)
+            zs[rows, j] += v  # one pick per row per step, so no index collisions
+            torch.index_select(G, 0, j, out=Gj)
+            c.addcmul_(Gj, v[:, None], value=-1)  # c -= v * G[j]
+    return z.reshape(*xc.shape[:-1], W.shape[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# Instance hard thresholding pursuit
+
+
+def ihtp_reference(xc: torch.Tensor, W_dec: torch.Tensor, k: int) -> torch.Tensor:
+    """Readable IHTP: one sequence at a time.
+
+    The support of a sequence is the union over its tokens of each token's top-k atoms by
+    |correlation|; every token is then least-squares fitted on that whole support (dense, signed).
+    The minimum-norm solution comes from LAPACK gelsd (SVD based, handles rank deficiency) on CPU
+    and from pinv elsewhere (CUDA lstsq only has gels, which assumes full rank).
+    xc: (B, L, d_in) or (L, d_in) = one sequence. Returns z of the same leading shape, d_sae last.
+    """
+    dt = compute_dtype(xc)
+    W = W_dec.to(dt)  # (d_sae, d_in)
+    x = xc.to(dt)
+    seqs = x if x.dim() == 3 else x[None]  # (B, L, d_in)
+    z = torch.zeros(*seqs.shape[:2], W.shape[0], dtype=dt, device=xc.device)  # (B, L, d_sae)
+    for i, xi in enumerate(seqs):  # xi: (L, d_in)
+        A = xi @ W.T  # (L, d_sae)
+        support = A.abs().topk(k, dim=-1).indices.unique()  # (S,)
+        D = W[support]  # (S, d_in)
+        if xc.device.type == "cpu":
+            C = torch.linalg.lstsq(D.T, xi.T, driver="gelsd").solution.T  # (L, S)
+        else:
+            C = xi @ torch.linalg.pinv(D)  # (L, S)
+        z[i][:, support] = C
+    return z if xc.dim() == 3 else z[0]
+
+
+def _psd_solve(G: torch.Tensor, R: torch.Tensor, rtol: float) -> torch.Tensor:
+    """G^+ R for a batch of PSD Gram matrices G (B, n, n) and right-hand sides R (B, n, m).
+
+    Why this solver: the minimum-norm least-squares solution is pinv(D) = (D^T D)^+ D^T
+    = D^T (D D^T)^+, so solving with the smaller Gram gives it. Cholesky is exact and ~10x
+    cheaper than an eigendecomposition, but only for a full-rank Gram; where it fails or a pivot is
+    tiny (min L_ii^2 <= rtol * max G_ii, i.e. an atom is nearly in the span of the others) we use
+    the eigen-based pinv in float64 with relative cutoff rtol, which stays finite and
+    minimum-norm on rank-deficient supports. Both run on CPU and CUDA (unlike lstsq's gelsd, CPU
+    only, or gels, which assumes full rank and returns garbage or inf on a singular support).
+    """
+    L, info = torch.linalg.cholesky_ex(G)  # (B, n, n)
+    pivots = L.diagonal(dim1=-2, dim2=-1)  # (B, n)
+    scale = G.diagonal(dim1=-2, dim2=-1).amax(-1)  # (B,)
+    ok = (info == 0) & (pivots.amin(-1) ** 2 > rtol * scale)  # (B,)
+    if bool(ok.all()):
+        return torch.cholesky_solve(R, L)  # (B, n, m)
+    out = torch.empty_like(R)
+    out[ok] = torch.cholesky_solve(R[ok], L[ok])
+    bad = ~ok
+    pinv = torch.linalg.pinv(G[bad].double(), hermitian=True, rtol=rtol)  # (b, n, n)
+    out[bad] = (pinv @ R[bad].double()).to(R.dtype)
+    return out
+
+
+def _least_squares_on_support(xc: torch.Tensor, D: torch.Tensor, valid: torch.Tensor, rtol: float):
+    """Minimum-norm C minimising ||xc[b] - C[b] @ D[b]|| for every sequence b at once.
+
+    xc: (B, L, d_in); D: (B, S, d_in) padded supports, rows of padding are zero; valid: (B, S).
+    Works in the smaller of the two Gram spaces: atoms (S x S) if S <= d_in, else input (d_in^2).
+    Returns C: (B, L, S), zero on padding.
+    """
+    S, d_in = D.shape[1], D.shape[2]
+    if S <= d_in:
+        G = D @ D.mT  # (B, S, S)
+        G = G + torch.diag_embed((~valid).to(G.dtype))  # padding -> identity block, coefficient 0
+        return _psd_solve(G, D @ xc.mT, rtol).mT  # C^T = G^+ D xc^T -> (B, L, S)
+    G = D.mT @ D  # (B, d_in, d_in); padding rows add nothing
+    return _psd_solve(G, xc.mT, rtol).mT @ D.mT  # C = xc G^+ D^T -> (B, L, S)
+
+
+def ihtp(
+    xc: torch.Tensor,
+    W_dec: torch.Tensor,
+    k: int,
+    rtol: float = 1e-6,
+    seq_chunk: int = 64,
+) -> torch.Tensor:
+    """Batched IHTP; same result as ihtp_reference (reconstructions to ~1e-4 relative in fp32).
+
+    Supports of `seq_chunk` sequences are padded to the largest one (validity mask) and all solved
+    together; sequences whose support is at most d_in use the atom Gram, the others the d_in Gram,
+    so a small support never pays for (or is made singular by) a big one.
+    Extra memory per chunk of b = seq_chunk sequences, S = largest support (<= L*k):
+    b*L*d_sae correlations, b*S*d_in gathered atoms, b*min(S, d_in)^2 Gram and its inverse,
+    b*L*S coefficients (plus the returned codes).
+    xc: (B, L, d_in) or (L, d_in) = one sequence. Returns z with d_sae last.
+    """
+    dt = compute_dtype(xc)
+    W = W_dec.to(dt)  # (d_sae, d_in)
+    seqs = xc[None] if xc.dim() == 2 else xc  # (B, L, d_in)
+    z = torch.zeros(*seqs.shape[:2], W.shape[0], dtype=dt, device=xc.device)  # (B, L, d_sae)
+    for start in range(0, seqs.shape[0], seq_chunk):
+        x = seqs[start : start + seq_chunk].to(dt)  # (b, L, d_in)
+        idx = (x @ W.T).abs().topk(k, dim=-1).indices  # (b, L, k)
+        mask = torch.zeros(x.shape[0], W.shape[0], dtype=torch.bool, device=xc.device)
+        mask.scatter_(1, idx.flatten(1), True)  # (b, d_sae) support of each sequence
+        size = mask.sum(1)  # (b,)
+        small = size <= W.shape[1]  # sequences solved in atom space
+        for group in (small, ~small):
+            if not bool(group.any()):
+                continue
+            rows = group.nonzero().squeeze(1)  # (g,)
+            S = int(size[rows].max())
+            # support atoms first (ascending index), then other atoms as padding
+            order = torch.sort(mask[rows].to(torch.uint8), dim=1, descending=True, stable=True)
+            sup = order.indices[:, :S]  # (g, S)
+            valid = torch.arange(S, device=xc.device) < size[rows, None]  # (g, S)
+            D = W[sup] * valid[..., None]  # (g, S, d_in)
+            C = _least_squares_on_support(x[rows], D, valid, rtol) * valid[:, None, :]  # (g, L, S)
+            # padding indices are distinct non-support atoms and get 0
+            z[start + rows] = torch.zeros_like(z[start + rows]).scatter_(
+                2, sup[:, None, :].expand(-1, x.shape[1], -1), C
+            )
+    return z if xc.dim() == 3 else z[0]
