@@ -1,0 +1,192 @@
+"""Fast pursuit paths against the readable references, plus the invariants of the spec."""
+
+import pytest
+import torch
+
+from workflow_scripts import pursuit as P
+
+
+def unit_dict(d_sae, d_in, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(d_sae, d_in, generator=g, dtype=dtype), dim=1)
+
+
+def randn(*shape, seed=1, dtype=torch.float64):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------- MP
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+@pytest.mark.parametrize(
+    "d_in,d_sae,shape,steps",
+    [
+        (8, 16, (37, 8), 40),  # more steps than atoms: atoms are picked again
+        (16, 128, (3, 11, 16), 25),  # (B, L, d_in), block argmax path
+        (32, 512, (50, 32), 12),
+        (24, 100, (2, 5, 24), 10),  # d_sae not a multiple of the argmax block
+    ],
+)
+def test_mp_fast_matches_reference(d_in, d_sae, shape, steps, nonneg):
+    W = unit_dict(d_sae, d_in)
+    x = randn(*shape)
+    ref = P.matching_pursuit_reference(x, W, steps, nonneg=nonneg)
+    fast = P.matching_pursuit(x, W, steps, nonneg=nonneg, chunk_tokens=7)
+    assert fast.shape == (*shape[:-1], d_sae)
+    torch.testing.assert_close(fast, ref, atol=1e-4, rtol=0)
+    if nonneg:
+        assert (fast >= 0).all()
+    if steps > d_sae:
+        picks_per_token = (ref.reshape(-1, d_sae) != 0).sum(-1)
+        assert (picks_per_token < steps).all()  # repeated picks happened (the test really covers them)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_mp_fp32_bf16_input(dtype):
+    W = unit_dict(256, 32, dtype=torch.float32)
+    x = randn(4, 9, 32, dtype=torch.float32).to(dtype)
+    ref = P.matching_pursuit_reference(x, W, 20)
+    fast = P.matching_pursuit(x, W, 20, gram=P.decoder_gram(W))
+    assert fast.dtype == torch.float32
+    torch.testing.assert_close(fast, ref, atol=1e-4, rtol=0)
+
+
+def test_row_argmax_matches_torch_with_ties():
+    s = torch.randint(0, 5, (40, 256)).float()  # many ties: first index must win, like torch
+    assert torch.equal(P._row_argmax(s), s.argmax(-1))
+    s = torch.randn(40, 192)
+    assert torch.equal(P._row_argmax(s), s.argmax(-1))
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_mp_invariants(nonneg):
+    d_in, d_sae, S = 12, 40, 30
+    W = unit_dict(d_sae, d_in, seed=3)
+    x = randn(20, d_in, seed=4)
+    codes = [P.matching_pursuit(x, W, t, nonneg=nonneg) for t in range(S + 1)]  # (N, d_sae) each
+    res = [(x - z @ W).norm(dim=-1) for z in codes]  # residual norm after t steps
+    steps_v = []
+    for t in range(S):
+        dz = codes[t + 1] - codes[t]
+        assert ((dz != 0).sum(-1) <= 1).all()  # one atom per step
+        steps_v.append(dz.sum(-1))  # v_t per token
+        assert (res[t + 1] <= res[t] + 1e-9).all()  # residual never grows
+    v = torch.stack(steps_v)  # (S, N)
+    torch.testing.assert_close(x.norm(dim=-1) ** 2 - res[S] ** 2, (v**2).sum(0), atol=1e-9, rtol=1e-9)
+    assert ((codes[S] != 0).sum(-1) <= S).all()
+    if nonneg:
+        assert (codes[S] >= 0).all()
+    else:
+        assert (codes[S] < 0).any()  # the signed reading really differs
+
+
+# -------------------------------------------------------------------------------------- IHTP
+
+
+def own_support(x, W, k):
+    """Union over the tokens of each sequence of the top-k |correlations|, computed here."""
+    A = (x @ W.T).abs()  # (B, L, d_sae)
+    sets = []
+    for a in A:
+        s = set()
+        for row in a:
+            s |= set(row.topk(k).indices.tolist())
+        sets.append(sorted(s))
+    return sets
+
+
+def rel(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize(
+    "d_in,d_sae,B,L,k",
+    [
+        (16, 64, 4, 3, 2),  # supports <= d_in: atom Gram
+        (16, 64, 5, 12, 3),  # supports > d_in: input Gram, near-exact fit
+        (32, 256, 3, 20, 4),
+        (64, 512, 2, 40, 2),
+    ],
+)
+def test_ihtp_fast_matches_reference(d_in, d_sae, B, L, k):
+    W = unit_dict(d_sae, d_in, seed=d_sae)
+    x = randn(B, L, d_in, seed=L)
+    ref = P.ihtp_reference(x, W, k)
+    fast = P.ihtp(x, W, k, seq_chunk=2)
+    assert fast.shape == (B, L, d_sae)
+    assert rel(fast @ W, ref @ W) < 1e-4
+    # (L, d_in) input is one sequence
+    assert rel(P.ihtp(x[1], W, k) @ W, ref[1] @ W) < 1e-4
+
+
+def test_ihtp_mixed_support_sizes_in_one_batch():
+    d_in, d_sae, L, k = 16, 64, 10, 2
+    W = unit_dict(d_sae, d_in, seed=5)
+    x = randn(4, L, d_in, seed=6)
+    x[0] = x[0, :1]  # one token repeated: support of size k
+    x[2] = x[2, torch.arange(L) % 3]  # three distinct tokens: support <= 3k
+    sizes = [len(s) for s in own_support(x, W, k)]
+    assert min(sizes) <= d_in < max(sizes)  # both solver branches in the same call
+    ref, fast = P.ihtp_reference(x, W, k), P.ihtp(x, W, k)
+    for b in range(4):
+        assert rel(fast[b] @ W, ref[b] @ W) < 1e-4
+        assert ((fast[b] != 0).sum(-1) == sizes[b]).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_ihtp_fp32_bf16_input(dtype):
+    W = unit_dict(256, 32, seed=7, dtype=torch.float32)
+    x = randn(3, 16, 32, seed=8, dtype=torch.float32).to(dtype)
+    ref, fast = P.ihtp_reference(x, W, 3), P.ihtp(x, W, 3)
+    assert fast.dtype == torch.float32
+    assert rel(fast @ W, ref @ W) < 1e-4
+
+
+def test_ihtp_invariants():
+    d_in, d_sae, B, L, k = 24, 96, 3, 5, 2  # supports of at most 10 < d_in atoms
+    W = unit_dict(d_sae, d_in, seed=9)
+    x = randn(B, L, d_in, seed=10)
+    z = P.ihtp(x, W, k)
+    for b, sup in enumerate(own_support(x, W, k)):
+        r = x[b] - z[b] @ W  # (L, d_in)
+        assert (r @ W[sup].T).abs().max() < 1e-8  # residual orthogonal to the support atoms
+        nz = z[b] != 0
+        assert (nz.sum(-1) == len(sup)).all()  # dense on the support
+        assert nz[:, sup].all()
+        assert r.norm() > 1e-3 * x[b].norm()  # small support: not an exact fit
+
+
+def test_ihtp_support_spanning_d_in_fits_exactly():
+    W = unit_dict(64, 8, seed=11)
+    x = randn(2, 30, 8, seed=12)
+    assert min(len(s) for s in own_support(x, W, 3)) > 8
+    z = P.ihtp(x, W, 3)
+    assert ((x - z @ W).norm(dim=-1) / x.norm(dim=-1)).max() < 1e-8
+
+
+@pytest.mark.parametrize("d_in,L", [(16, 3), (8, 12)])  # atom-Gram and input-Gram branches
+def test_ihtp_rank_deficient_support_is_finite_and_min_norm(d_in, L):
+    g = torch.Generator().manual_seed(13)
+    # 64 atoms living in a 4-dim subspace: every support of > 4 atoms is rank deficient
+    W = torch.nn.functional.normalize(
+        torch.randn(64, 4, generator=g, dtype=torch.float64) @ torch.randn(4, d_in, generator=g, dtype=torch.float64),
+        dim=1,
+    )
+    x = randn(2, L, d_in, seed=14)
+    fast, ref = P.ihtp(x, W, 3), P.ihtp_reference(x, W, 3)
+    assert torch.isfinite(fast).all()
+    assert rel(fast @ W, ref @ W) < 1e-4
+    assert rel(fast, ref) < 1e-4  # both minimum norm, so the codes agree too
+    for b, sup in enumerate(own_support(x, W, 3)):
+        assert len(sup) > 4
+        assert ((x[b] - fast[b] @ W) @ W[sup].T).abs().max() < 1e-6
+
+
+def test_nonneg_mp_stops_adding_when_all_correlations_are_negative():
+    W = unit_dict(64, 8, seed=15).abs()
+    W = W / W.norm(dim=1, keepdim=True)
+    x = -randn(5, 8, seed=16).abs()  # every correlation < 0
+    for f in (P.matching_pursuit, P.matching_pursuit_reference):
+        assert (f(x, W, 6, nonneg=True) == 0).all()  # relu(c[j]) = 0: nothing to add
+        assert (f(x, W, 6) != 0).any()
