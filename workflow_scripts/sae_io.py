@@ -1,0 +1,142 @@
+"""The one place that writes and reads an SAE folder (baseline, variants, comparison SAEs).
+
+A folder holds `sae.safetensors` (the state dict, buffers included) and `config.json`:
+{"architecture", "d_in", "d_sae", "model_name", "hook_layer", "hook_name", "dtype",
+ "params": {...}, "metadata": {...}}. Only safetensors and JSON are read: no pickle.
+"""
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from sae_bench.custom_saes.base_sae import BaseSAE
+from sae_bench.custom_saes.jumprelu_sae import JumpReluSAE
+from sae_bench.custom_saes.relu_sae import ReluSAE
+from sae_bench.custom_saes.topk_sae import TopKSAE
+from workflow_scripts.variant_saes import VARIANT_FAMILIES
+
+WEIGHTS = "sae.safetensors"
+CONFIG = "config.json"
+RELU_ARCHITECTURES = ("standard", "relu", "p_anneal", "standard_april_update")
+
+
+def sae_params(sae: BaseSAE) -> dict:
+    """The constructor parameters beyond the shapes: k / s for variants, k for TopK."""
+    arch = sae.cfg.architecture
+    if arch in VARIANT_FAMILIES:
+        name = VARIANT_FAMILIES[arch].param_name
+        return {name: int(getattr(sae, name))}
+    if isinstance(sae, TopKSAE):
+        return {"k": int(sae.k), "use_threshold": bool(sae.use_threshold)}
+    return {}
+
+
+def save_sae(sae: BaseSAE, folder: str | Path, metadata: dict | None = None) -> Path:
+    """Write `folder/sae.safetensors` and `folder/config.json` atomically.
+
+    Both files are written into a temporary sibling folder which is then renamed into place, so a
+    killed job leaves either the old folder, the new one, or a stray `.tmp-` sibling, never a half
+    written `folder`. An existing folder is replaced.
+    """
+    folder = Path(folder)
+    if not sae.cfg.architecture:
+        raise ValueError(f"{folder}: sae.cfg.architecture is empty; set it before saving")
+    config = {
+        "architecture": sae.cfg.architecture,
+        "d_in": int(sae.cfg.d_in),
+        "d_sae": int(sae.cfg.d_sae),
+        "model_name": sae.cfg.model_name,
+        "hook_layer": int(sae.cfg.hook_layer),
+        "hook_name": sae.cfg.hook_name,
+        "dtype": str(sae.W_dec.dtype).removeprefix("torch."),
+        "params": sae_params(sae),
+        "metadata": metadata or {},
+    }
+    text = json.dumps(config, indent=2)  # fails early on non-JSON metadata
+    # clone: safetensors refuses tensors that share memory
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in sae.state_dict().items()}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        save_file(tensors, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(text + "\n")
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _build(config: dict, where: Path, device, dtype) -> BaseSAE:
+    """An empty SAE of the class named by config["architecture"]."""
+    arch = config["architecture"]
+    params = config.get("params", {})
+    common = dict(
+        model_name=config["model_name"],
+        hook_layer=int(config["hook_layer"]),
+        device=device,
+        dtype=dtype,
+        hook_name=config.get("hook_name"),
+    )
+    d_in, d_sae = int(config["d_in"]), int(config["d_sae"])
+    try:
+        if arch in RELU_ARCHITECTURES:
+            return ReluSAE(d_in, d_sae, **common)
+        if arch == "topk":
+            return TopKSAE(d_in, d_sae, int(params["k"]), use_threshold=bool(params.get("use_threshold", False)), **common)
+        if arch == "jumprelu":
+            return JumpReluSAE(d_in, d_sae, **common)
+        if arch in VARIANT_FAMILIES:
+            fam = VARIANT_FAMILIES[arch]
+            return fam.cls(d_in, d_sae, int(params[fam.param_name]), **common)
+    except KeyError as e:
+        raise ValueError(f"{where}: architecture {arch!r} needs params[{e.args[0]!r}]") from None
+    known = sorted([*RELU_ARCHITECTURES, "topk", "jumprelu", *VARIANT_FAMILIES])
+    raise ValueError(f"{where}: unknown architecture {arch!r}; known: {known}")
+
+
+def load_sae(folder: str | Path, device="cpu", dtype: torch.dtype = torch.float32) -> BaseSAE:
+    """Rebuild the SAE saved by save_sae, on `device` in `dtype` (integer buffers keep theirs)."""
+    folder = Path(folder)
+    cfg_path, w_path = folder / CONFIG, folder / WEIGHTS
+    for p in (cfg_path, w_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: missing file (an SAE folder needs {CONFIG} and {WEIGHTS})")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{cfg_path}: not valid JSON: {e}") from None
+    missing = [k for k in ("architecture", "d_in", "d_sae", "model_name", "hook_layer") if k not in config]
+    if missing:
+        raise ValueError(f"{cfg_path}: missing keys {missing}")
+    sae = _build(config, cfg_path, device="cpu", dtype=torch.float32)
+    tensors = load_file(str(w_path), device="cpu")
+    expected = sae.state_dict()
+    if set(tensors) != set(expected):
+        raise ValueError(
+            f"{w_path}: keys do not match architecture {config['architecture']!r}: "
+            f"missing {sorted(set(expected) - set(tensors))}, unexpected {sorted(set(tensors) - set(expected))}"
+        )
+    for name, t in tensors.items():
+        if t.shape != expected[name].shape:
+            raise ValueError(
+                f"{w_path}: shape mismatch for {name}: file {tuple(t.shape)}, "
+                f"config (d_in={config['d_in']}, d_sae={config['d_sae']}) expects {tuple(expected[name].shape)}"
+            )
+    sae.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
+    sae.to(device=device, dtype=dtype)
+    sae.cfg.architecture = config["architecture"]
+    sae.cfg.dtype = str(dtype).removeprefix("torch.")
+    return sae
