@@ -53,10 +53,10 @@ def test_mp_fp32_bf16_input(dtype):
 
 
 def test_row_argmax_matches_torch_with_ties():
-    s = torch.randint(0, 5, (40, 256)).float()  # many ties: first index must win, like torch
-    assert torch.equal(P._row_argmax(s), s.argmax(-1))
-    s = torch.randn(40, 192)
-    assert torch.equal(P._row_argmax(s), s.argmax(-1))
+    for s in (torch.randint(-4, 5, (40, 256)).float(), torch.randn(40, 192), torch.randn(7, 100)):
+        # integer entries: many ties, the first index must win, like torch
+        assert torch.equal(P._row_argmax(s, absolute=False), s.argmax(-1))
+        assert torch.equal(P._row_argmax(s, absolute=True), s.abs().argmax(-1))
 
 
 @pytest.mark.parametrize("nonneg", [False, True])

@@ -10,6 +10,8 @@ Computation happens in float32 (float64 if the input is float64), whatever the i
 bfloat16 activations work; codes are returned in that compute dtype and callers cast back.
 """
 
+import warnings
+
 import torch
 
 
@@ -57,20 +59,38 @@ def decoder_gram(W_dec: torch.Tensor, dtype: torch.dtype = torch.float32) -> tor
     return W @ W.T
 
 
-def _row_argmax(s: torch.Tensor, block: int = 64) -> torch.Tensor:
-    """argmax over the last dim of s (T, n), first index on ties, like torch.argmax.
+def _row_argmax(c: torch.Tensor, absolute: bool, block: int = 64) -> torch.Tensor:
+    """argmax over the last dim of c (T, n), or of |c| if absolute; first index on ties, like
+    torch.argmax.
 
     Why two levels: on CPU a row argmax is ~10x slower than a row amax (not vectorised), so take
-    the amax of each block of `block` entries, argmax over the few block maxima, then argmax
-    inside the winning block. Falls back to torch.argmax if n is not a multiple of block.
+    the max of each block of `block` entries, argmax over the few block maxima, then argmax inside
+    the winning block. max |c| per block is max(amax, -amin), so |c| is never materialised.
+    Falls back to torch.argmax if n is not a multiple of block.
     """
-    T, n = s.shape
+    T, n = c.shape
     if n % block:
-        return s.argmax(-1)
-    b = s.view(T, n // block, block)  # (T, nb, block)
-    rows = torch.arange(T, device=s.device)
-    bi = b.amax(-1).argmax(-1)  # (T,) first block holding the max
-    return bi * block + b[rows, bi].argmax(-1)  # (T,)
+        return (c.abs() if absolute else c).argmax(-1)
+    b = c.view(T, n // block, block)  # (T, nb, block)
+    block_max = torch.maximum(b.amax(-1), -b.amin(-1)) if absolute else b.amax(-1)  # (T, nb)
+    bi = block_max.argmax(-1)  # (T,) first block holding the max
+    inner = b[torch.arange(T, device=c.device), bi]  # (T, block)
+    return bi * block + (inner.abs() if absolute else inner).argmax(-1)  # (T,)
+
+
+def _subtract_gram_rows(c: torch.Tensor, G: torch.Tensor, j: torch.Tensor, v: torch.Tensor) -> None:
+    """In place c -= v[:, None] * G[j]. c: (T, n), G: (n, n), j and v: (T,).
+
+    On CPU a one-nonzero-per-row CSR matrix times G does the gather and the update in one pass
+    (~2x faster than index_select + addcmul, and no T x n buffer); elsewhere the plain form.
+    """
+    T, n = c.shape
+    if c.device.type == "cpu":
+        rows = torch.arange(T + 1, device=c.device)
+        S = torch.sparse_csr_tensor(rows, j, v, size=(T, n), check_invariants=False)  # S[t, j_t] = v_t
+        torch.addmm(c, S, G, alpha=-1, out=c)
+    else:
+        c.addcmul_(G.index_select(0, j), v[:, None], value=-1)
 
 
 def matching_pursuit(
@@ -85,9 +105,10 @@ def matching_pursuit(
 
     Why: after r -= v W[j], the correlations change by exactly c -= v G[j] (G = W W^T), which costs
     O(d_sae) per token instead of the O(d_in d_sae) matmul, so a step is ~d_in times cheaper.
-    Tokens are processed `chunk_tokens` at a time so the working set stays cache-sized.
+    Tokens are processed `chunk_tokens` at a time so the working set stays cache-sized
+    (256 x 4096 fp32 = 4 MiB).
     Extra memory (besides the returned codes, N x d_sae): the Gram, d_sae^2 floats (unless passed
-    in), plus 3 x chunk_tokens x d_sae floats (correlations, their |.|, gathered Gram rows).
+    in), plus chunk_tokens x d_sae floats of correlations (a second such buffer off CPU).
     No periodic re-correlation: fp32 drift over 100 steps stays ~1e-5 relative (tested vs the
     reference); use float64 input if more is needed.
     xc: (..., d_in); W_dec: (d_sae, d_in); gram: (d_sae, d_sae) or None. Returns z: (..., d_sae).
@@ -97,23 +118,20 @@ def matching_pursuit(
     G = decoder_gram(W, dt) if gram is None else gram.to(dt)  # (d_sae, d_sae)
     x = xc.reshape(-1, xc.shape[-1])  # (N, d_in)
     z = torch.zeros(x.shape[0], W.shape[0], dtype=dt, device=xc.device)  # (N, d_sae)
-    for start in range(0, x.shape[0], chunk_tokens):
-        xs = x[start : start + chunk_tokens].to(dt)  # (T, d_in)
-        zs = z[start : start + chunk_tokens]  # (T, d_sae) view into z
-        c = xs @ W.T  # (T, d_sae) correlations of the residual
-        rows = torch.arange(xs.shape[0], device=xc.device)
-        score = c if nonneg else torch.empty_like(c)  # (T, d_sae) what argmax looks at
-        Gj = torch.empty_like(c)  # (T, d_sae) Gram rows of the picked atoms
-        for _ in range(steps):
-            if not nonneg:
-                torch.abs(c, out=score)
-            j = _row_argmax(score)  # (T,)
-            v = c[rows, j]  # (T,)
-            if nonneg:
-                v = v.clamp_min(0)
-            zs[rows, j] += v  # one pick per row per step, so no index collisions
-            torch.index_select(G, 0, j, out=Gj)
-            c.addcmul_(Gj, v[:, None], value=-1)  # c -= v * G[j]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta")
+        for start in range(0, x.shape[0], chunk_tokens):
+            xs = x[start : start + chunk_tokens].to(dt)  # (T, d_in)
+            zs = z[start : start + chunk_tokens]  # (T, d_sae) view into z
+            c = xs @ W.T  # (T, d_sae) correlations of the residual
+            rows = torch.arange(xs.shape[0], device=xc.device)
+            for _ in range(steps):
+                j = _row_argmax(c, absolute=not nonneg)  # (T,)
+                v = c[rows, j]  # (T,)
+                if nonneg:
+                    v = v.clamp_min(0)
+                zs[rows, j] += v  # one pick per row per step, so no index collisions
+                _subtract_gram_rows(c, G, j, v)  # c -= v * G[j]
     return z.reshape(*xc.shape[:-1], W.shape[0])
 
 
