@@ -225,28 +225,28 @@ def ihtp(
     """
     dt = compute_dtype(xc)
     W = W_dec.to(dt)  # (d_sae, d_in)
+    d_sae, d_in = W.shape
+    W_pad = torch.cat([W, W.new_zeros(1, d_in)])  # (d_sae + 1, d_in): row d_sae = zero atom for padding
     seqs = xc[None] if xc.dim() == 2 else xc  # (B, L, d_in)
-    z = torch.zeros(*seqs.shape[:2], W.shape[0], dtype=dt, device=xc.device)  # (B, L, d_sae)
+    z = torch.zeros(*seqs.shape[:2], d_sae, dtype=dt, device=xc.device)  # (B, L, d_sae)
+    tok = torch.arange(seqs.shape[1], device=xc.device)[None, :, None]  # (1, L, 1)
     for start in range(0, seqs.shape[0], seq_chunk):
         x = seqs[start : start + seq_chunk].to(dt)  # (b, L, d_in)
-        idx = (x @ W.T).abs().topk(k, dim=-1).indices  # (b, L, k)
-        mask = torch.zeros(x.shape[0], W.shape[0], dtype=torch.bool, device=xc.device)
+        idx = (x @ W.T).abs_().topk(k, dim=-1).indices  # (b, L, k)
+        mask = torch.zeros(x.shape[0], d_sae, dtype=torch.bool, device=xc.device)
         mask.scatter_(1, idx.flatten(1), True)  # (b, d_sae) support of each sequence
         size = mask.sum(1)  # (b,)
-        small = size <= W.shape[1]  # sequences solved in atom space
+        small = size <= d_in  # sequences solved in atom space
         for group in (small, ~small):
             if not bool(group.any()):
                 continue
-            rows = group.nonzero().squeeze(1)  # (g,)
+            rows = group.nonzero()  # (g, 1)
             S = int(size[rows].max())
-            # support atoms first (ascending index), then other atoms as padding
-            order = torch.sort(mask[rows].to(torch.uint8), dim=1, descending=True, stable=True)
-            sup = order.indices[:, :S]  # (g, S)
-            valid = torch.arange(S, device=xc.device) < size[rows, None]  # (g, S)
-            D = W[sup] * valid[..., None]  # (g, S, d_in)
-            C = _least_squares_on_support(x[rows], D, valid, rtol) * valid[:, None, :]  # (g, L, S)
-            # padding indices are distinct non-support atoms and get 0
-            z[start + rows] = torch.zeros_like(z[start + rows]).scatter_(
-                2, sup[:, None, :].expand(-1, x.shape[1], -1), C
-            )
+            # support atoms first (ascending index), then padding
+            sup = torch.sort(mask[rows[:, 0]].to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :S]
+            valid = torch.arange(S, device=xc.device) < size[rows]  # (g, S)
+            D = W_pad[torch.where(valid, sup, d_sae)]  # (g, S, d_in), zero rows on padding
+            C = _least_squares_on_support(x[rows[:, 0]], D, valid, rtol)  # (g, L, S), 0 on padding
+            # padding positions point at distinct non-support atoms and write 0 there
+            z.index_put_((start + rows[:, :, None], tok, sup[:, None, :]), C)
     return z if xc.dim() == 3 else z[0]
