@@ -190,3 +190,13 @@ def test_nonneg_mp_stops_adding_when_all_correlations_are_negative():
     for f in (P.matching_pursuit, P.matching_pursuit_reference):
         assert (f(x, W, 6, nonneg=True) == 0).all()  # relu(c[j]) = 0: nothing to add
         assert (f(x, W, 6) != 0).any()
+
+
+def test_bench_script_runs_small_and_ends_with_result_line(capsys):
+    from workflow_scripts import bench_variants
+
+    args = "--d-in 16 --d-sae 64 --seqs 3 --seq-len 8 --steps 5 --k 2 --repeats 1 --ref-mp-tokens 8 --ref-ihtp-seqs 2"
+    out = bench_variants.main(args.split())
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == f"RESULT mp_vs_relu={out['mp_vs_relu']:.3f} ihtp_speedup={out['ihtp_speedup']:.3f}"
+    assert any("timed on 8 tokens, scaled x3" in line for line in lines)

@@ -17,22 +17,27 @@ import torch
 from workflow_scripts import pursuit as P
 
 
-def median_time(fn, repeats: int, device: torch.device) -> float:
-    """Median wall time of fn() over `repeats` runs after one warm-up run."""
+def median_times(fns: dict, repeats: int, device: torch.device) -> dict:
+    """Median wall time of each fn over `repeats` runs, after one warm-up run each.
+
+    Runs are interleaved (every fn once per round) so a load change on a shared machine hits all
+    methods alike instead of skewing one of them.
+    """
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times = {name: [] for name in fns}
+    for r in range(repeats + 1):
+        for name, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            if r > 0:
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv=None) -> dict:
@@ -73,24 +78,28 @@ def main(argv=None) -> dict:
 
     print(f"device={dev} threads={torch.get_num_threads()} torch={torch.__version__} input dtype={a.dtype}")
     print(f"d_in={a.d_in} d_sae={a.d_sae} tokens={n_tok} ({a.seqs} x {a.seq_len}) s={a.steps} k={a.k} "
-          f"repeats={rep} (median); random unit-norm dictionary, Gaussian activations")
+          f"repeats={rep} (median, interleaved); random unit-norm dictionary, Gaussian activations")
 
-    t_relu = median_time(lambda: torch.relu((x.float() - b_dec) @ W_enc + b_enc), rep, dev)
-
-    t_gram = median_time(lambda: P.decoder_gram(W_dec), rep, dev)
     G = P.decoder_gram(W_dec)
-    t_mp = median_time(lambda: P.matching_pursuit(xc, W_dec, a.steps, gram=G, chunk_tokens=a.chunk_tokens), rep, dev)
-
     n_ref = n_tok if a.ref_mp_tokens <= 0 else min(a.ref_mp_tokens, n_tok)
-    xs = xc.reshape(-1, a.d_in)[:n_ref]
-    t_mp_ref_sub = median_time(lambda: P.matching_pursuit_reference(xs, W_dec, a.steps), rep, dev)
-    t_mp_ref = t_mp_ref_sub * n_tok / n_ref
-    mp_err = (P.matching_pursuit(xs, W_dec, a.steps, gram=G) - P.matching_pursuit_reference(xs, W_dec, a.steps)).abs().max()
-
-    t_ihtp = median_time(lambda: P.ihtp(xc, W_dec, a.k), rep, dev)
+    xs = xc.reshape(-1, a.d_in)[:n_ref]  # (n_ref, d_in) subset for reference MP
     n_seq_ref = a.seqs if a.ref_ihtp_seqs <= 0 else min(a.ref_ihtp_seqs, a.seqs)
-    t_ihtp_ref_sub = median_time(lambda: P.ihtp_reference(xc[:n_seq_ref], W_dec, a.k), rep, dev)
-    t_ihtp_ref = t_ihtp_ref_sub * a.seqs / n_seq_ref
+    t = median_times(
+        {
+            "relu": lambda: torch.relu((x.float() - b_dec) @ W_enc + b_enc),
+            "gram": lambda: P.decoder_gram(W_dec),
+            "mp_ref": lambda: P.matching_pursuit_reference(xs, W_dec, a.steps),
+            "mp": lambda: P.matching_pursuit(xc, W_dec, a.steps, gram=G, chunk_tokens=a.chunk_tokens),
+            "ihtp_ref": lambda: P.ihtp_reference(xc[:n_seq_ref], W_dec, a.k),
+            "ihtp": lambda: P.ihtp(xc, W_dec, a.k),
+        },
+        rep,
+        dev,
+    )
+    t_relu, t_gram, t_mp, t_ihtp = t["relu"], t["gram"], t["mp"], t["ihtp"]
+    t_mp_ref = t["mp_ref"] * n_tok / n_ref
+    mp_err = (P.matching_pursuit(xs, W_dec, a.steps, gram=G) - P.matching_pursuit_reference(xs, W_dec, a.steps)).abs().max()
+    t_ihtp_ref = t["ihtp_ref"] * a.seqs / n_seq_ref
     z_fast, z_ref = P.ihtp(xc[:n_seq_ref], W_dec, a.k), P.ihtp_reference(xc[:n_seq_ref], W_dec, a.k)
     ihtp_err = ((z_fast - z_ref) @ W_dec).norm() / (z_ref @ W_dec).norm()
     support = (z_fast != 0).sum(-1).float().mean()

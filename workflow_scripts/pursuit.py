@@ -219,7 +219,7 @@ def ihtp(
     together; sequences whose support is at most d_in use the atom Gram, the others the d_in Gram,
     so a small support never pays for (or is made singular by) a big one.
     Extra memory per chunk of b = seq_chunk sequences, S = largest support (<= L*k):
-    b*L*d_sae correlations, b*S*d_in gathered atoms, b*min(S, d_in)^2 Gram and its inverse,
+    b*L*d_sae correlations, b*S*d_in gathered atoms, b*min(S, d_in)^2 Gram and its Cholesky factor,
     b*L*S coefficients (plus the returned codes).
     xc: (B, L, d_in) or (L, d_in) = one sequence. Returns z with d_sae last.
     """
@@ -248,5 +248,8 @@ def ihtp(
             D = W_pad[torch.where(valid, sup, d_sae)]  # (g, S, d_in), zero rows on padding
             C = _least_squares_on_support(x[rows[:, 0]], D, valid, rtol)  # (g, L, S), 0 on padding
             # padding positions point at distinct non-support atoms and write 0 there
-            z.index_put_((start + rows[:, :, None], tok, sup[:, None, :]), C)
+            if len(rows) == len(x):  # one group: scatter is cheaper than index_put
+                z[start : start + len(x)].scatter_(2, sup[:, None, :].expand_as(C), C)
+            else:
+                z.index_put_((start + rows[:, :, None], tok, sup[:, None, :]), C)
     return z if xc.dim() == 3 else z[0]
