@@ -1,0 +1,70 @@
+"""An evaluation job publishes SAE Bench's JSON only when SAE Bench produced one."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from sae_bench.custom_saes.relu_sae import ReluSAE
+
+from workflow_scripts import eval_registry, evaluate, sae_io
+
+
+@pytest.fixture
+def sae_dir(tmp_path):
+    sae = ReluSAE(d_in=4, d_sae=8, model_name="demo-tiny-lm", hook_layer=1, device="cpu", dtype=torch.float32)
+    sae.cfg.architecture = "standard"
+    return sae_io.save_sae(sae, tmp_path / "saes" / "baseline")
+
+
+def settings(eval_type="core"):
+    return {"eval_type": eval_type, "section": "core_eval", "section_values": {},
+            "model": {"name": "demo-tiny-lm", "local_dir": None, "torch_dtype": "float32", "device": "cpu",
+                      "llm_batch_size": 4},
+            "random_seed": 42, "local_datasets": {}, "offline": False, "save_activations": False}
+
+
+def with_runner(monkeypatch, run):
+    entry = dataclasses.replace(eval_registry.REGISTRY["core"], run=run)
+    monkeypatch.setitem(eval_registry.REGISTRY, "core", entry)
+
+
+def test_swallowed_failure_fails_the_job_and_leaves_nothing(tmp_path, sae_dir, monkeypatch):
+    with_runner(monkeypatch, lambda job: print("SAE Bench logged an error and returned"))
+    output = tmp_path / "evals" / "core" / "baseline.json"
+    with pytest.raises(evaluate.NoResultError, match="produced 0 result files for baseline"):
+        evaluate.evaluate("core", sae_dir, "baseline", settings(), output, tmp_path / "artifacts")
+    assert not output.exists()
+    assert list(output.parent.iterdir()) == []  # no work folder left behind
+
+
+def test_truncated_result_is_not_published(tmp_path, sae_dir, monkeypatch):
+    def run(job):
+        (job.work_dir / "baseline_custom_sae_eval_results.json").write_text('{"eval_type_id": "co')
+
+    with_runner(monkeypatch, run)
+    output = tmp_path / "evals" / "core" / "baseline.json"
+    with pytest.raises(json.JSONDecodeError):
+        evaluate.evaluate("core", sae_dir, "baseline", settings(), output, tmp_path / "artifacts")
+    assert not output.exists()
+
+
+def test_result_is_published_unchanged(tmp_path, sae_dir, monkeypatch):
+    payload = {"eval_type_id": "core", "eval_result_metrics": {"sparsity": {"l0": 3.0}}}
+
+    def run(job):
+        assert job.sae.cfg.d_sae == 8 and job.sae_name == "baseline"
+        (job.work_dir / "baseline_custom_sae_eval_results.json").write_text(json.dumps(payload))
+
+    with_runner(monkeypatch, run)
+    output = tmp_path / "evals" / "core" / "baseline.json"
+    evaluate.evaluate("core", sae_dir, "baseline", settings(), output, tmp_path / "artifacts")
+    assert json.loads(output.read_text()) == payload
+
+
+def test_cli_exit_code_and_message(tmp_path, sae_dir, monkeypatch, capsys):
+    with_runner(monkeypatch, lambda job: None)
+    code = evaluate.main(["--eval-type", "core", "--sae-dir", str(sae_dir), "--variant", "baseline",
+                          "--settings", json.dumps(settings()), "--output", str(tmp_path / "out.json")])
+    assert code == 1
+    assert "SAE Bench's core eval produced 0 result files" in capsys.readouterr().err
