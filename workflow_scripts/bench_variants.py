@@ -50,9 +50,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=100, help="MP steps s")
     ap.add_argument("--k", type=int, default=10, help="IHTP per-token top-k")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--ref-mp-tokens", type=int, default=512,
+    ap.add_argument("--ref-mp-tokens", type=int, default=256,
                     help="time reference MP on this many tokens and scale linearly (0 = all)")
-    ap.add_argument("--ref-ihtp-seqs", type=int, default=0,
+    ap.add_argument("--ref-ihtp-seqs", type=int, default=16,
                     help="time reference IHTP on this many sequences and scale linearly (0 = all)")
     ap.add_argument("--chunk-tokens", type=int, default=256)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
