@@ -61,7 +61,7 @@ def test_row_argmax_matches_torch_with_ties():
 
 @pytest.mark.parametrize("nonneg", [False, True])
 def test_mp_invariants(nonneg):
-    d_in, d_sae, S = 12, 40, 30
+    d_in, d_sae, S = 12, 40, 16
     W = unit_dict(d_sae, d_in, seed=3)
     x = randn(20, d_in, seed=4)
     codes = [P.matching_pursuit(x, W, t, nonneg=nonneg) for t in range(S + 1)]  # (N, d_sae) each
