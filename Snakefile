@@ -8,8 +8,12 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "rules/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/demo.smk"
+include: "rules/prefetch.smk"
 include: "rules/saes.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
@@ -18,3 +22,8 @@ include: "rules/aggregate.smk"
 rule all:
     input:
         final_outputs(),
+
+
+# The ranked summary table (results/merged/summary.md), printed where the user looks: at the end.
+onsuccess:
+    print_run_summary()

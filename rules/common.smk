@@ -8,7 +8,7 @@ sys.path.insert(0, workflow.basedir)
 
 from snakemake.exceptions import WorkflowError
 
-from workflow_scripts import eval_registry
+from workflow_scripts import eval_registry, hub_sources
 from workflow_scripts.settings import ConfigError, validate_config
 from workflow_scripts.variant_table import build_variant_table
 
@@ -20,6 +20,10 @@ except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
 OUT = config["output_dir"]
+PREFETCH_PLAN = hub_sources.prefetch_plan(config, list(VARIANTS.values()), OUT)
+if config["hf_home"]:
+    # every job (local or through sbatch) inherits the cache location
+    os.environ.update(HF_HOME=os.path.abspath(config["hf_home"]))
 EVAL_TYPES = eval_registry.enabled_eval_types(config)
 IMPORTED = [v for v in VARIANTS.values() if not v.derived]
 DERIVED = [v for v in VARIANTS.values() if v.derived]
@@ -65,6 +69,11 @@ def plot_outputs():
 
 def final_outputs():
     return [f"{OUT}/merged/metrics.csv", *plot_outputs()]
+
+
+def eval_job_settings(eval_type):
+    settings = eval_registry.job_settings(config, eval_type)
+    return json.dumps(hub_sources.offline_job_settings(settings, PREFETCH_PLAN))
 
 
 def eval_resource(name, scale_with_attempt=True):

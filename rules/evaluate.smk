@@ -5,6 +5,8 @@ rule evaluate:
     input:
         sae=f"{OUT}/saes/{{variant}}",
         demo=demo_inputs(),
+        # the cache must exist, however old: a refreshed prefetch does not invalidate results
+        prefetched=ancient(f"{OUT}/prefetch/manifest.json"),
     output:
         f"{OUT}/evals/{{eval_type}}/{{variant}}.json",
     log:
@@ -12,7 +14,7 @@ rule evaluate:
     benchmark:
         "benchmarks/evaluate/{eval_type}/{variant}.tsv"
     params:
-        settings=lambda wc: json.dumps(eval_registry.job_settings(config, wc.eval_type)),
+        settings=lambda wc: eval_job_settings(wc.eval_type),
         artifacts=f"{OUT}/{config['activation_caching']['artifacts_dir']}",
     resources:
         gpu=1,

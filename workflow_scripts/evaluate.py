@@ -59,10 +59,16 @@ def evaluate(eval_type: str, sae_dir: Path, variant: str, settings: dict, output
         os.environ.update(OFFLINE_VARIABLES)
     import torch
 
-    from workflow_scripts import artifact_cache, sae_io
+    from workflow_scripts import artifact_cache, hub_sources, sae_io
     from workflow_scripts.eval_registry import REGISTRY, EvalJob
 
     entry = REGISTRY[eval_type]
+    if settings.get("offline"):
+        # SAE Bench retries a missing model for minutes; find out in seconds instead.
+        hub_datasets = hub_sources.eval_datasets({
+            "eval_sections": {eval_type: settings["section_values"]},
+            "local_datasets": settings["local_datasets"]})
+        hub_sources.check_cached({**settings, "hub_datasets": hub_datasets})
     model = settings["model"]
     sae = sae_io.load_sae(sae_dir, device=model["device"], dtype=getattr(torch, model["torch_dtype"]))
     output = Path(output)
@@ -103,10 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--artifacts-root", type=Path, default=Path("results/artifacts"))
     args = parser.parse_args(argv)
+    from workflow_scripts.hub_sources import NotCachedError
+
     try:
         evaluate(args.eval_type, args.sae_dir, args.variant, json.loads(args.settings),
                  args.output, args.artifacts_root)
-    except NoResultError as error:
+    except (NoResultError, NotCachedError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,21 @@
+# Fill the HuggingFace cache where Snakemake runs (the login node, which has internet), so that
+# every GPU job can run offline: model + tokenizer, SAE checkpoints, eval datasets, core corpus sample.
+
+
+rule prefetch:
+    output:
+        f"{OUT}/prefetch/manifest.json",
+    log:
+        "logs/prefetch.log",
+    benchmark:
+        "benchmarks/prefetch.tsv"
+    params:
+        plan=json.dumps(PREFETCH_PLAN),
+    conda:
+        "../envs/saebench.yaml"
+    shell:
+        "python -m workflow_scripts.hub_sources --plan {params.plan:q} --manifest {output} > {log} 2>&1"
+
+
+localrules:
+    prefetch,
