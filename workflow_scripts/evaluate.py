@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--artifacts-root", type=Path, default=Path("results/artifacts"))
     args = parser.parse_args(argv)
+    print(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}", flush=True)  # GPU granted to this job
     from workflow_scripts.hub_sources import NotCachedError
 
     try:
