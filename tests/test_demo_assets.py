@@ -74,7 +74,7 @@ def test_build_is_deterministic_for_a_seed(tmp_path):
     vocab = [json.loads((tmp_path / d / "tokenizer" / "tokenizer.json").read_text())["model"]["vocab"]
              for d in "ab"]
     assert vocab[0] == vocab[1]
-    for rel in ("corpus/train-00000.jsonl", f"datasets/{BIAS_IN_BIOS}/train.jsonl"):
+    for rel in ("corpus/train-00000.jsonl", f"datasets/{BIAS_IN_BIOS_SET1}/train.jsonl"):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
         assert (tmp_path / "a" / rel).read_bytes() != (tmp_path / "c" / rel).read_bytes()
     sa = torch.load(tmp_path / "a" / "sae" / "ae.pt", weights_only=True)
@@ -245,7 +245,7 @@ def test_sparse_probing_eval(demo, tmp_path):
     assert path.exists()
     metrics = json.loads(path.read_text())["eval_result_metrics"]
     # one-vs-rest binary probes with balanced classes: chance is 0.5
-    assert metrics["llm"]["llm_test_accuracy"] > 0.7
-    assert metrics["llm"]["llm_top_5_test_accuracy"] > 0.62
-    assert metrics["sae"]["sae_top_1_test_accuracy"] > 0.6
-    assert metrics["sae"]["sae_top_5_test_accuracy"] > 0.62
+    assert metrics["llm"]["llm_test_accuracy"] > 0.9
+    assert metrics["llm"]["llm_top_5_test_accuracy"] > 0.8
+    assert metrics["sae"]["sae_top_1_test_accuracy"] > 0.75
+    assert metrics["sae"]["sae_top_5_test_accuracy"] > 0.8

@@ -17,11 +17,10 @@ Everything is generated deterministically from one seed:
 
 Bias-in-bios note: SAE Bench names the probing task ``LabHC/bias_in_bios_class_set1`` but strips
 ``_class_set1`` before calling ``load_dataset`` (sae_bench/sae_bench_utils/dataset_utils.py:325 and
-sae_bench/evals/scr_and_tpp/dataset_creation.py:120), so the stand-in lives in
-``datasets/LabHC/bias_in_bios`` and holds every profession the demo evals need (set1: 0, 1, 2, 6, 9,
-plus the SCR/TPP pairs professor/nurse, architect/journalist, surgeon/psychologist,
-attorney/teacher). The manifest maps both names to that folder; ``local_sources.local_datasets``
-resolves either.
+sae_bench/evals/scr_and_tpp/dataset_creation.py:120), so ``local_sources.local_datasets`` registers
+both names. The stand-in in ``datasets/LabHC/bias_in_bios_class_set1`` holds the set1 professions
+(0, 1, 2, 6, 9) plus those SCR/TPP pair up (professor 21, nurse 13, journalist 11, surgeon 25,
+psychologist 22, teacher 26); ``filter_dataset`` keeps only the chosen classes for probing.
 
 CLI: ``python -m workflow_scripts.demo_assets --out DIR --seed 42``
 """
@@ -59,7 +58,7 @@ DEFAULT_SIZES: dict[str, Any] = {
     "n_ctx": 128,
     "lm_seq_len": 128,
     "lm_batch_size": 16,
-    "lm_steps": 300,
+    "lm_steps": 800,
     "lm_lr": 5e-3,
     # SAE
     "sae_expansion": 4,
@@ -474,7 +473,7 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
                      [{"text": d} for d in docs[i * shard: (i + 1) * shard]])
 
     ds_rng = random.Random(seed + 1000)
-    bios_dir = out / "datasets" / BIAS_IN_BIOS
+    bios_dir = out / "datasets" / BIAS_IN_BIOS_SET1
     bios = {"train": _bios_split(ds_rng, sz["bios_train_per_profession"]),
             "test": _bios_split(ds_rng, sz["bios_test_per_profession"])}
     for split, rows in bios.items():
