@@ -26,4 +26,4 @@ rule all:
 
 # The ranked summary table (results/merged/summary.md), printed where the user looks: at the end.
 onsuccess:
-    print_run_summary()
+    print_summary(f"{OUT}/merged/summary.md", since=AGGREGATE_START)

@@ -1,13 +1,40 @@
-# Collect every pair into one table and the comparison plots.
+# Collect every pair into one table, a ranked summary and the comparison plots; all of them are
+# marked for `snakemake --report results/report.html` (captions under rules/report/).
+import time
+
+from workflow_scripts import report as report_helpers
+from workflow_scripts.plot_metrics import HEATMAP, l0_plot_name
+from workflow_scripts.summary import print_summary
+
+AGGREGATE_START = time.time()  # the end-of-run print shows the summary only if this run wrote it
 
 
 rule aggregate:
     input:
-        evals=eval_outputs(),
+        evals=lambda wc: report_helpers.aggregate_inputs(OUT, EVAL_TYPES, VARIANTS, config["allow_missing"]),
         saes=expand(f"{OUT}/saes/{{variant}}", variant=VARIANTS),
     output:
-        csv=f"{OUT}/merged/metrics.csv",
+        csv=report(
+            f"{OUT}/merged/metrics.csv",
+            caption="report/metrics_table.rst",
+            category="3. Tables and configuration",
+            labels={"file": "metrics.csv", "content": "every scalar metric"},
+        ),
         json=f"{OUT}/merged/metrics.json",
+        summary_md=f"{OUT}/merged/summary.md",
+        summary_rst=f"{OUT}/merged/summary.rst",
+        summary_html=report(
+            f"{OUT}/merged/summary.html",
+            caption="report/summary.rst",
+            category="1. Summary",
+            labels={"file": "summary", "content": "ranked headline metrics"},
+        ),
+        config=report(
+            f"{OUT}/merged/config.yaml",
+            caption="report/config.rst",
+            category="3. Tables and configuration",
+            labels={"file": "config.yaml", "content": "configuration of this run"},
+        ),
     log:
         "logs/aggregate.log",
     benchmark:
@@ -16,20 +43,43 @@ rule aggregate:
         variants=json.dumps([json.loads(variant_json(v)) for v in VARIANTS]),
         eval_types=EVAL_TYPES,
         saes_dir=lambda wc, input: os.path.dirname(input.saes[0]),
-        evals_dir=lambda wc, input: os.path.dirname(os.path.dirname(input.evals[0])),
+        evals_dir=lambda wc, input: os.path.join(os.path.dirname(os.path.dirname(input.saes[0])), "evals"),
+        saebench_dir=f"{OUT}/saebench",
+        allow_missing="--allow-missing" if config["allow_missing"] else "",
+        threshold=config["visualization"]["headline_threshold"],
+        config=json.dumps(config, sort_keys=True, default=str),
     conda:
         "../envs/saebench.yaml"
     shell:
         "python -m workflow_scripts.aggregate --variants {params.variants:q} --eval-types {params.eval_types}"
         " --saes-dir {params.saes_dir} --evals-dir {params.evals_dir} --csv {output.csv} --json {output.json}"
-        " > {log} 2>&1"
+        " {params.allow_missing} --threshold {params.threshold} --summary-md {output.summary_md}"
+        " --summary-rst {output.summary_rst} --summary-html {output.summary_html}"
+        " --config {params.config:q} --config-dump {output.config}"
+        " --saebench-dir {params.saebench_dir} > {log} 2>&1"
 
 
 rule plot:
     input:
         f"{OUT}/merged/metrics.csv",
     output:
-        plot_outputs(),
+        [
+            report(
+                f"{OUT}/plots/{l0_plot_name(e)}",
+                caption=report_helpers.l0_caption(e),
+                category="2. Plots",
+                subcategory="L0 against headline metrics",
+                labels={"eval type": e, "figure": f"L0 vs {e} headline metrics"},
+            )
+            for e in EVAL_TYPES
+        ],
+        heatmap=report(
+            f"{OUT}/plots/{HEATMAP}",
+            caption="report/heatmap.rst",
+            category="2. Plots",
+            subcategory="Overview",
+            labels={"eval type": "all", "figure": "heat map of headline metrics"},
+        ),
     log:
         "logs/plot.log",
     benchmark:
@@ -37,12 +87,13 @@ rule plot:
     params:
         eval_types=EVAL_TYPES,
         style=json.dumps(config["visualization"]),
-        out_dir=lambda wc, output: os.path.dirname(output[0]),
+        threshold=config["visualization"]["headline_threshold"],
+        out_dir=lambda wc, output: os.path.dirname(output.heatmap),
     conda:
         "../envs/saebench.yaml"
     shell:
         "python -m workflow_scripts.plot_metrics --table {input} --eval-types {params.eval_types}"
-        " --style {params.style:q} --out-dir {params.out_dir} > {log} 2>&1"
+        " --style {params.style:q} --threshold {params.threshold} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 localrules:
