@@ -10,12 +10,12 @@ from snakemake.exceptions import WorkflowError
 
 from workflow_scripts import eval_registry, hub_sources
 from workflow_scripts.settings import ConfigError, validate_config
-from workflow_scripts.variant_table import build_variant_table
+from workflow_scripts.variant_table import build_variant_table, known_sae_widths
 
 try:
     config.update(validate_config(config))
     VARIANTS = {v.id: v for v in build_variant_table(config)}
-    eval_registry.check_requirements(config)
+    eval_registry.check_requirements(config, known_sae_widths(config, VARIANTS))
 except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 

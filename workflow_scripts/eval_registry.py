@@ -8,7 +8,10 @@ adding an eval type means adding one entry here plus its test.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Callable
 
@@ -26,8 +29,10 @@ class EvalType:
     section: str  # config section with this eval's settings
     headline: tuple[Metric, ...]
     run: Callable[..., None]  # (job: EvalJob) -> writes one SAE Bench JSON under job.work_dir
-    problems: Callable[[dict], list[str]] = lambda config: []
+    # (config, known SAE widths by variant) -> problems that must stop the run before any job
+    problems: Callable[[dict, dict], list[str]] = lambda config, widths: []
     shares_llm_cache: bool = False  # caches LLM activations under artifacts_dir
+    workflow_keys: tuple[str, ...] = ()  # keys of the config section that are ours, not SAE Bench's
 
 
 @dataclass
@@ -51,7 +56,8 @@ def _saebench_config(cls, job: EvalJob, **fixed):
         llm_dtype=model["torch_dtype"],
         random_seed=job.settings["random_seed"],
     )
-    fields.update(job.settings["section_values"])
+    ours = REGISTRY[job.eval_type].workflow_keys
+    fields.update({k: v for k, v in job.settings["section_values"].items() if k not in ours})
     fields.update(fixed)
     known = set(cls.__dataclass_fields__)
     unknown = sorted(set(fields) - known)
@@ -106,8 +112,13 @@ def _run_scr_or_tpp(perform_scr: bool) -> Callable[[EvalJob], None]:
         from sae_bench.evals.scr_and_tpp.eval_config import ScrAndTppEvalConfig
         from sae_bench.evals.scr_and_tpp.main import run_eval
 
+        config = _saebench_config(ScrAndTppEvalConfig, job, perform_scr=perform_scr)
+        if max(config.n_values) > job.sae.cfg.d_sae:  # widths unknown when the DAG was built
+            raise ValueError(
+                f"config key '{job.settings['section']}.n_values': {max(config.n_values)} exceeds "
+                f"the width {job.sae.cfg.d_sae} of SAE '{job.sae_name}'")
         run_eval(
-            _saebench_config(ScrAndTppEvalConfig, job, perform_scr=perform_scr),
+            config,
             [(job.sae_name, job.sae)],
             device=job.settings["model"]["device"],
             output_path=str(job.work_dir),
@@ -120,11 +131,134 @@ def _run_scr_or_tpp(perform_scr: bool) -> Callable[[EvalJob], None]:
     return run
 
 
-def _not_wired(name: str, needs: str) -> Callable[[dict], list[str]]:
-    def problems(config: dict) -> list[str]:
+@contextlib.contextmanager
+def _working_directory(path: Path):
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _run_unlearning(job: EvalJob) -> None:
+    from sae_bench.evals.unlearning.eval_config import UnlearningEvalConfig
+    from sae_bench.evals.unlearning.main import run_eval
+
+    # SAE Bench reads the forget corpus from ./sae_bench/evals/unlearning/data/ relative to the
+    # working directory: give it a private working directory that links the configured file.
+    corpus = Path(job.settings["section_values"]["forget_corpus_path"]).resolve()
+    cwd = (job.work_dir / "cwd").resolve()
+    data = cwd / "sae_bench" / "evals" / "unlearning" / "data"
+    data.mkdir(parents=True)
+    (data / "bio-forget-corpus.jsonl").symlink_to(corpus)
+    artifacts = (job.artifacts_dir or job.work_dir / "artifacts").resolve()
+    config = _saebench_config(UnlearningEvalConfig, job)
+    with _working_directory(cwd):
+        run_eval(config, [(job.sae_name, job.sae)], device=job.settings["model"]["device"],
+                 output_path=str(job.work_dir.resolve() / "results"), force_rerun=True,
+                 clean_up_artifacts=False, artifacts_path=str(artifacts))
+
+
+@contextlib.contextmanager
+def judge_model(module, model: str):
+    """SAE Bench's autointerp hard-codes model="gpt-4o-mini" in its one API call
+    (AutoInterp.get_api_response -> OpenAI(...).chat.completions.create); we wrap the `OpenAI`
+    name that module calls so the configured judge model is used instead."""
+    original = module.OpenAI
+
+    class JudgeClient:
+        def __init__(self, *args, **kwargs):
+            client = original(*args, **kwargs)
+
+            def create(**request):
+                return client.chat.completions.create(**{**request, "model": model})
+
+            self.chat = SimpleNamespace(completions=SimpleNamespace(create=create))
+
+    module.OpenAI = JudgeClient
+    try:
+        yield
+    finally:
+        module.OpenAI = original
+
+
+def _run_autointerp(job: EvalJob) -> None:
+    import sae_bench.evals.autointerp.main as autointerp
+    from sae_bench.evals.autointerp.eval_config import AutoInterpEvalConfig
+
+    section = job.settings["section_values"]
+    api_key = autointerp_api_key(section)
+    if not api_key:
+        raise RuntimeError(autointerp_problems({"autointerp": section}, {})[0])
+    with judge_model(autointerp, section.get("judge_model", "gpt-4o-mini")):
+        autointerp.run_eval(
+            _saebench_config(AutoInterpEvalConfig, job), [(job.sae_name, job.sae)],
+            device=job.settings["model"]["device"], api_key=api_key,
+            output_path=str(job.work_dir), force_rerun=True,
+            artifacts_path=str(job.artifacts_dir or job.work_dir / "artifacts"))
+
+
+def _not_wired(name: str, needs: str) -> Callable[[dict, dict], list[str]]:
+    def problems(config: dict, widths: dict) -> list[str]:
         return [f"eval type '{name}' cannot run in this workflow yet: {needs}"]
 
     return problems
+
+
+SCR_TPP_DEFAULT_N_VALUES = [2, 5, 10, 20, 50, 100, 500]  # ScrAndTppEvalConfig.n_values default
+
+
+def _n_values_fit(section: str) -> Callable[[dict, dict], list[str]]:
+    """SCR/TPP ablate the top-N latents for each N in n_values: N may not exceed the SAE width."""
+
+    def problems(config: dict, widths: dict) -> list[str]:
+        n_values = config.get(section, {}).get("n_values", SCR_TPP_DEFAULT_N_VALUES)
+        return [
+            f"config key '{section}.n_values': {max(n_values)} exceeds the width {width} of SAE "
+            f"'{variant}' (SAE Bench's default n_values end at 500; set n_values to values <= {width})"
+            for variant, width in widths.items()
+            if max(n_values) > width
+        ][:1]
+
+    return problems
+
+
+UNLEARNING_MODELS = ("gemma-2-2b-it", "gemma-2-9b-it")  # the only models its metrics support
+
+
+def unlearning_problems(config: dict, widths: dict) -> list[str]:
+    problems = []
+    name = config["model"]["name"]
+    if name not in UNLEARNING_MODELS:
+        problems.append(
+            f"eval type 'unlearning' needs an instruction-tuned {' or '.join(UNLEARNING_MODELS)} "
+            f"as model.name (got {name!r})")
+    corpus = config.get("unlearning", {}).get("forget_corpus_path")
+    if not corpus or not Path(corpus).is_file():
+        where = f"{corpus!r} does not exist" if corpus else "it is not set"
+        problems.append(
+            "eval type 'unlearning' needs the WMDP bio forget corpus (bio-forget-corpus.jsonl, gated "
+            f"on the hub: cais/wmdp-bio-forget-corpus) at config key 'unlearning.forget_corpus_path' ({where})")
+    return problems
+
+
+def autointerp_api_key(section: dict) -> str | None:
+    """The judge's API key from the environment variable or file the config names; never logged."""
+    key = os.environ.get(section.get("api_key_env", "OPENAI_API_KEY"), "").strip()
+    key_file = section.get("api_key_file")
+    if not key and key_file and Path(key_file).is_file():
+        key = Path(key_file).read_text().strip()
+    return key or None
+
+
+def autointerp_problems(config: dict, widths: dict) -> list[str]:
+    section = config.get("autointerp", {})
+    if autointerp_api_key(section):
+        return []
+    env = section.get("api_key_env", "OPENAI_API_KEY")
+    return [f"eval type 'autointerp' needs the judge's API key: set ${env} or point config key "
+            "'autointerp.api_key_file' at a file holding it"]
 
 
 def _refuse(job: EvalJob) -> None:
@@ -156,6 +290,7 @@ REGISTRY: dict[str, EvalType] = {
             "scr",
             (Metric("scr_metrics.scr_metric_threshold_20", "SCR (top 20 latents)", True),),
             _run_scr_or_tpp(True),
+            _n_values_fit("scr"),
             shares_llm_cache=True,
         ),
         EvalType(
@@ -163,6 +298,7 @@ REGISTRY: dict[str, EvalType] = {
             "tpp",
             (Metric("tpp_metrics.tpp_threshold_20_total_metric", "TPP (top 20 latents)", True),),
             _run_scr_or_tpp(False),
+            _n_values_fit("tpp"),
             shares_llm_cache=True,
         ),
         EvalType(
@@ -177,17 +313,17 @@ REGISTRY: dict[str, EvalType] = {
             "autointerp",
             "autointerp",
             (Metric("autointerp.autointerp_score", "autointerp score", True),),
-            _refuse,
-            _not_wired("autointerp", "it needs an OpenAI API key handling that is not built yet; "
-                       "disable eval_types.autointerp"),
+            _run_autointerp,
+            autointerp_problems,
+            workflow_keys=("api_key_env", "api_key_file", "judge_model"),
         ),
         EvalType(
             "unlearning",
             "unlearning",
             (Metric("unlearning.unlearning_score", "unlearning score", True),),
-            _refuse,
-            _not_wired("unlearning", "it needs gemma-2-2b-it/9b-it and the WMDP forget corpus, not "
-                       "validated yet; disable eval_types.unlearning"),
+            _run_unlearning,
+            unlearning_problems,
+            workflow_keys=("forget_corpus_path",),
         ),
     ]
 }
@@ -197,11 +333,16 @@ def enabled_eval_types(config: dict) -> list[str]:
     return [name for name in REGISTRY if config["eval_types"].get(name)]
 
 
-def check_requirements(config: dict) -> None:
-    """Refuse, before any job starts, an enabled eval whose requirements are not met."""
+def check_requirements(config: dict, widths: dict | None = None) -> None:
+    """Refuse, before any job starts, an enabled eval whose requirements are not met.
+
+    `widths` maps variant ids to the SAE widths known when the DAG is built (SAE folders already
+    written, the demo's manifest); the evaluation job checks the rest before it starts.
+    """
     from workflow_scripts.settings import ConfigError
 
-    problems = [p for name in enabled_eval_types(config) for p in REGISTRY[name].problems(config)]
+    problems = [p for name in enabled_eval_types(config)
+                for p in REGISTRY[name].problems(config, widths or {})]
     if problems:
         raise ConfigError("; ".join(problems))
 

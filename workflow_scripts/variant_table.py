@@ -77,3 +77,21 @@ def build_variant_table(config: dict) -> list[Variant]:
             raise ConfigError(f"config key 'sae_variants': duplicate variant id {variant.id!r}")
         seen.add(variant.id)
     return variants
+
+
+def known_sae_widths(config: dict, variants: dict) -> dict[str, int]:
+    """Widths of the SAEs that can be known without network when the DAG is built: SAE folders
+    already written, and the demo's manifest for the baseline and its derived variants."""
+    import json
+    from pathlib import Path
+
+    widths = {}
+    demo_manifest = Path(config["demo"]["dir"]) / "manifest.json"
+    if config["demo"]["build"] and demo_manifest.is_file():
+        d_sae = json.loads(demo_manifest.read_text()).get("d_sae")
+        widths.update({v.id: d_sae for v in variants.values() if d_sae and v.family != "comparison"})
+    for variant_id in variants:
+        sae_config = Path(config["output_dir"]) / "saes" / variant_id / "config.json"
+        if sae_config.is_file():
+            widths[variant_id] = json.loads(sae_config.read_text())["d_sae"]
+    return widths
