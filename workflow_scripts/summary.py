@@ -144,8 +144,8 @@ def _notes(missing: list[tuple[str, str]], threshold: int, eval_types: list[str]
         notes.append("The core eval is disabled: no L0 (sparsity) to compare at.")
     if missing:
         pairs = ", ".join(f"{e}/{v}" for e, v in missing)
-        notes.append(f"**Missing pairs** (allow_missing: true; shown as `{MISSING}`, left out of "
-                     f"the ranking): {pairs}.")
+        notes.append(f"**Missing pairs** (allow_missing: true; shown as `{MISSING}`, their metrics left "
+                     f"out of the variant's mean rank): {pairs}.")
     return notes
 
 
@@ -187,7 +187,7 @@ def html(rst_text: str) -> str:
     from docutils.core import publish_string
 
     page = "SAE Bench comparison\n====================\n\n" + rst_text
-    return publish_string(page, writer_name="html5",
+    return publish_string(page, writer="html5",
                           settings_overrides={"output_encoding": "unicode", "report_level": 5,
                                               "embed_stylesheet": True})
 
