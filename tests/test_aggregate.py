@@ -206,3 +206,15 @@ def test_plots_render_with_gaps_core_only_and_without_core(tmp_path, eval_types)
     assert sorted(os.listdir(out)) == sorted(plot_metrics.plot_file_names(eval_types))
     for name in plot_metrics.plot_file_names(eval_types):
         assert_png(out / name)
+
+
+def test_a_headline_threshold_the_eval_did_not_compute_is_an_error(tmp_path, capsys):
+    write_sae(tmp_path, "baseline", "standard")
+    write_pair(tmp_path, "scr", "baseline", {"scr_metrics": {"scr_metric_threshold_10": 0.1, "scr_metric_threshold_20": 0.2}})
+    args = ["--variants", json.dumps([{"id": "baseline", "family": "baseline"}]), "--eval-types", "scr",
+            "--saes-dir", str(tmp_path / "saes"), "--evals-dir", str(tmp_path / "evals"),
+            "--csv", str(tmp_path / "metrics.csv")]
+    assert aggregate.main(args + ["--threshold", "50"]) == 1
+    err = capsys.readouterr().err
+    assert "scr.scr_metrics.scr_metric_threshold_50" in err and "n_values" in err and "scr_metric_threshold_10" in err
+    assert aggregate.main(args + ["--threshold", "10"]) == 0

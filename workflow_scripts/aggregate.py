@@ -94,6 +94,22 @@ def merge(variants: list[dict], saes_dir: Path, evals_dir: Path, eval_types: lis
     return table
 
 
+def missing_headlines(table: pd.DataFrame, headlines) -> list[str]:
+    """Problems: headline metrics absent from an eval type's results although it has results
+    (e.g. an SCR/TPP headline threshold that is not one of the eval's n_values)."""
+    problems = []
+    for h in headlines:
+        if h.column in table or not any(c.startswith(f"{h.eval_type}.") for c in table.columns):
+            continue
+        group = h.key.split(".")[0]
+        known = sorted(c.split(".", 2)[2] for c in table.columns if c.startswith(f"{h.eval_type}.{group}."))
+        hint = (" (visualization.headline_threshold must be one of the eval's n_values)"
+                if "threshold_" in h.key else "")
+        problems.append(f"headline metric {h.column} is not in SAE Bench's {h.eval_type} results{hint}; "
+                        f"{group} has: {', '.join(known[:12]) or 'nothing'}")
+    return problems
+
+
 def ensure_columns(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Headline columns of an eval type that no variant has (all pairs missing), as NaN."""
     for column in columns:
@@ -179,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
                       allow_missing=args.allow_missing)
     except MissingPairError as error:
         print(f"aggregate: {error}", file=sys.stderr)
+        return 1
+    problems = missing_headlines(table, summary.headline_metrics(args.eval_types, args.threshold))
+    if problems:
+        print("aggregate: " + "; ".join(problems), file=sys.stderr)
         return 1
     write_outputs(table, args)
     print(table.to_string(index=False, max_cols=12))

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from workflow_scripts import summary  # noqa: E402
@@ -100,6 +101,19 @@ def sweep_label(family: str, architecture: str, group: pd.DataFrame) -> str:
     return name
 
 
+def short_label(variant: str, max_length: int = 22) -> str:
+    """A point label that fits: a published SAE's id `<release>__<hook>__trainer_N` becomes its
+    last part (`trainer_N`); other long ids are shortened in the middle."""
+    variant = str(variant)
+    if len(variant) <= max_length:
+        return variant
+    last = variant.replace("/", "__").split("__")[-1]
+    if 0 < len(last) <= max_length:
+        return last
+    half = (max_length - 1) // 2
+    return f"{variant[:half]}…{variant[-half:]}"
+
+
 def place_labels(ax, points: list[tuple[float, float, str]]) -> None:
     """Label each point, choosing for each the offset whose box overlaps the fewest other labels
     and markers (greedy), with a leader line when the label sits far from its point."""
@@ -112,6 +126,16 @@ def place_labels(ax, points: list[tuple[float, float, str]]) -> None:
         px, py = to_display((x, y))
         marker_boxes.append((px - 6, py - 6, px + 6, py + 6))
     axes_box = ax.get_window_extent(renderer)
+    line_boxes = []  # sweep lines and the frontier, sampled every few pixels: labels avoid them too
+    for line in ax.get_lines():
+        if line.get_linestyle() in ("None", "none", ""):
+            continue
+        xy = ax.transData.transform(np.column_stack(line.get_data()).astype(float))
+        for (x0, y0), (x1, y1) in zip(xy[:-1], xy[1:]):
+            steps = max(1, int(math.hypot(x1 - x0, y1 - y0) / 6))
+            for t in np.linspace(0, 1, steps + 1):
+                px, py = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+                line_boxes.append((px - 2, py - 2, px + 2, py + 2))
     placed = []
     offsets = [(7, 5, "left", "bottom"), (7, -5, "left", "top"), (-7, 5, "right", "bottom"),
                (-7, -5, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top"),
@@ -128,6 +152,7 @@ def place_labels(ax, points: list[tuple[float, float, str]]) -> None:
             annotation.remove()
             rect = (box.x0 - 1, box.y0 - 1, box.x1 + 1, box.y1 + 1)
             cost = sum(_overlap(rect, other) for other in placed + marker_boxes)
+            cost += 0.5 * sum(_overlap(rect, other) for other in line_boxes)
             outside = (max(0, axes_box.x0 - rect[0]) + max(0, rect[2] - axes_box.x1)
                        + max(0, axes_box.y0 - rect[1]) + max(0, rect[3] - axes_box.y1))
             cost += outside * 50 + math.hypot(dx, dy) * dpi_scale * 0.01
@@ -148,7 +173,7 @@ def _overlap(a, b) -> float:
 
 def _missing_note(ax, names: list[str]) -> None:
     if names:
-        ax.text(0.0, -0.2, "missing (allow_missing): " + ", ".join(names), transform=ax.transAxes,
+        ax.text(0.0, -0.2, "missing (allow_missing): " + ", ".join(map(short_label, names)), transform=ax.transAxes,
                 fontsize=7, color="0.35", ha="left", va="top", wrap=True)
 
 
@@ -185,7 +210,11 @@ def scatter_panel(ax, table: pd.DataFrame, headline: summary.Headline, style: St
                               marker=style.marker(architecture), color=style.color(architecture),
                               markersize=8, label=sweep_label(family, architecture, group)))
     ax.margins(x=0.12, y=0.15)
-    place_labels(ax, [(xi, yi, v) for xi, yi, v in zip(x, y, shown["variant"])])
+    # plain numbers on the log axis (10, 20, 50, ...), not only powers of ten
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    place_labels(ax, [(xi, yi, short_label(v)) for xi, yi, v in zip(x, y, shown["variant"])])
     _missing_note(ax, list(table.loc[~present & x_all.notna(), "variant"])
                   + list(table.loc[x_all.isna(), "variant"]))
     return handles
@@ -256,7 +285,7 @@ def plot_heatmap(table: pd.DataFrame, eval_types: list[str], path: Path,
         scaled = (column - low) / (high - low) if high > low else column * 0 + 1.0
         goodness[h.column] = scaled if h.higher_is_better else 1 - scaled
     annotations = values.apply(lambda c: c.map(summary._format))
-    rows = [f"{r}. {v}" for r, v in zip(ranked["rank"], ranked["variant"])]
+    rows = [f"{r}. {short_label(v, 40)}" for r, v in zip(ranked["rank"], ranked["variant"])]
     columns = [f"{h.label}\n{h.arrow} {h.direction}" for h in headlines]
     sns.set_theme(style="white")
     fig, ax = plt.subplots(figsize=(max(6.5, 2.0 * len(headlines) + 3.5), max(3.0, 0.45 * len(rows) + 2.2)))
