@@ -434,20 +434,29 @@ def _sae_metrics(state: dict, x) -> dict:
                 "sae_dead_fraction": float(((f > 0).sum(0) == 0).float().mean())}
 
 
-def build_demo_assets(out_dir: str | Path, seed: int = 42, **sizes: Any) -> dict:
+def build_demo_assets(out_dir: str | Path, seed: int = 42, threads: int | None = 1,
+                      **sizes: Any) -> dict:
     """Build the demo under ``out_dir`` and return the manifest (also written to manifest.json).
 
     ``sizes`` overrides entries of ``DEFAULT_SIZES`` (e.g. ``lm_steps=50`` for a quick smoke build).
+    ``threads``: torch intra-op threads while building (restored afterwards); ``None`` keeps
+    torch's default. One thread is the default because the model is tiny: on the shared 2-core
+    machine, 2 threads ran a training step 10-20x slower than 1 whenever other jobs were busy
+    (OpenMP threads waiting on each other), and about as fast as 1 when idle.
     """
     import torch
 
-    # bitwise reproducible on CPU (otherwise threaded reductions drift in the last bits)
+    prev_threads = torch.get_num_threads()
     prev_det = torch.are_deterministic_algorithms_enabled()
+    if threads:
+        torch.set_num_threads(threads)
+    # bitwise reproducible on CPU (otherwise threaded reductions drift in the last bits)
     torch.use_deterministic_algorithms(True)
     try:
         return _build(out_dir, seed, sizes)
     finally:
         torch.use_deterministic_algorithms(prev_det)
+        torch.set_num_threads(prev_threads)
 
 
 def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
@@ -587,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
                     "stand-in datasets) deterministically from a seed.")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads while building (default 1; 0 keeps torch's default)")
     p.add_argument("--size", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override a size, e.g. lm_steps=100 (keys: {', '.join(DEFAULT_SIZES)})")
     args = p.parse_args(argv)
@@ -596,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
         if key not in DEFAULT_SIZES:
             p.error(f"unknown size key {key!r}")
         overrides[key] = type(DEFAULT_SIZES[key])(value)
-    manifest = build_demo_assets(args.out, seed=args.seed, **overrides)
+    manifest = build_demo_assets(args.out, seed=args.seed, threads=args.threads or None,
+                                 **overrides)
     print(json.dumps({k: v for k, v in manifest.items() if k != "sizes"}, indent=2))
     return 0
 
