@@ -16,14 +16,15 @@ rule evaluate:
     params:
         settings=lambda wc: eval_job_settings(wc.eval_type),
         artifacts=f"{OUT}/{config['activation_caching']['artifacts_dir']}",
+    threads: lambda wc: eval_registry.job_resources(config, wc.eval_type)["cpus_per_task"]
     resources:
         gpu=1,
         mem_mb=eval_resource("mem_mb"),
         runtime=eval_resource("runtime"),
-        cpus_per_task=eval_resource("cpus_per_task", scale_with_attempt=False),
+        cpus_per_task=lambda wc, threads: threads,
     conda:
         "../envs/saebench.yaml"
     shell:
         "python -m workflow_scripts.evaluate --eval-type {wildcards.eval_type} --variant {wildcards.variant}"
-        " --sae-dir {input.sae} --settings {params.settings:q} --artifacts-root {params.artifacts}"
+        " --sae-dir {input.sae} --threads {threads} --settings {params.settings:q} --artifacts-root {params.artifacts}"
         " --output {output} > {log} 2>&1"

@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", required=True, help="JSON from eval_registry.job_settings")
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--artifacts-root", type=Path, default=Path("results/artifacts"))
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (the job's share; 0 keeps torch's default)")
     args = parser.parse_args(argv)
     print(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}", flush=True)  # GPU granted to this job
     from workflow_scripts.hub_sources import NotCachedError
