@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -36,6 +37,7 @@ ETC = Path("/etc/slurm")
 BINARIES = ["munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "srun"]
 PACKAGES = ["slurm-wlm", "munge"]
 LOCK_FILE = Path(tempfile.gettempdir()) / "workflow-tests-slurm-cluster.lock"
+SCRATCH_PREFIX = "slurm-test-"
 
 
 class SlurmUnavailable(RuntimeError):
@@ -127,7 +129,8 @@ class SlurmCluster:
         if os.geteuid() != 0:
             raise SlurmUnavailable("the test cluster runs its daemons as root")
         self._acquire_lock()
-        self.scratch = Path(tempfile.mkdtemp(prefix="slurm-test-"))
+        self._reap_stale()
+        self.scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
         self.scratch.chmod(0o755)  # munged runs as user munge and must reach its folder
         for sub in ("state", "spool", "log", "gpu"):
             (self.scratch / sub).mkdir()
@@ -157,6 +160,8 @@ class SlurmCluster:
             self._stop_daemon("munged")
         finally:
             self._restore_config()
+            if self.scratch is not None and not os.environ.get("KEEP_SLURM_TEST_CLUSTER"):
+                shutil.rmtree(self.scratch, ignore_errors=True)
             self._release_lock()
             self._started = False
 
@@ -193,6 +198,24 @@ class SlurmCluster:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"another SLURM test cluster holds {LOCK_FILE}")
                 time.sleep(2)
+
+    def _reap_stale(self) -> None:
+        """Daemons of a test session that died without stop() (we hold the lock, so no live
+        session owns them): end them by their pid files, and drop their scratch folders."""
+        for old in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+            for pid_file, name in ((old / "slurmd.pid", b"slurmd"), (old / "slurmctld.pid", b"slurmctld"),
+                                   (old / "munge" / "munged.pid", b"munged")):
+                try:
+                    pid = int(pid_file.read_text().split()[0])
+                    if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(name):
+                        self.log(f"stopping stale {name.decode()} (pid {pid}) of {old}")
+                        self._kill({pid})
+                except (OSError, ValueError, IndexError):
+                    pass
+            self.scratch = old
+            self._kill(self._stray_stepds())
+            self.scratch = None
+            shutil.rmtree(old, ignore_errors=True)
 
     def _release_lock(self) -> None:
         if self._lock is not None:
@@ -383,13 +406,13 @@ PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State
 
 
 def _parse_oneliner(line: str) -> dict[str, str]:
-    """`scontrol -o` prints `Key=Value` pairs separated by spaces; values may contain spaces only
-    in a few fields (Command, Reason...): glue words without '=' onto the previous value."""
+    """`scontrol -o` prints `Key=Value` pairs separated by spaces; a few values contain spaces
+    (Command, Reason...): words that are no `Key=` are glued onto the previous value."""
     fields: dict[str, str] = {}
     key = None
-    for word in line.split(" "):
+    for word in line.split():
         name, eq, value = word.partition("=")
-        if eq and name and name.replace("/", "").replace(":", "").isalnum():
+        if eq and re.fullmatch(r"[A-Za-z][\w/:]*", name):
             key = name
             fields[key] = value
         elif key is not None:

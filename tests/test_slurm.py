@@ -1,0 +1,335 @@
+"""`snakemake --profile profiles/slurm` runs the demo workflow on a real SLURM cluster.
+
+tests/slurm_cluster.py starts munged, slurmctld and slurmd on this machine (installing Debian's
+slurm-wlm and munge if missing; root needed, otherwise these tests skip) with one node that has
+two fake GPUs, and stops them by pid afterwards. The workflow runs through profiles/slurm plus
+tests/slurm_overlay (partition, fast polling) on the demo config reduced by
+tests/slurm_overlay/demo_small.yaml to 2 variants x 2 eval types, under `timeout -s INT`.
+
+- test_*: one SLURM run from scratch, beside a local run (`--cores 2`) of the same config. The
+  controller's records show one sbatch job per (variant, eval type) pair, each granted one GPU,
+  and no GPU for the other rules (the sbatch logs print each step's CUDA_VISIBLE_DEVICES, the
+  evaluation prints its own); the results match the local run's.
+- test_cancelled_evaluation_*: a second SLURM run (demo assets and SAEs copied from the first)
+  in which one evaluation job is cancelled with scancel while SAE Bench runs: Snakemake resubmits
+  it with twice the memory and finishes with every output, the same numbers, no leftovers.
+
+What "match" means: SAE folders are byte-identical; eval JSONs are equal field by field except
+SAE Bench's random `eval_id` and its timestamp, numbers within rel 1e-4 (CPU float32 evals
+repeat to the last bit in practice; the tolerance only absorbs thread-count effects); the merged
+table is equal with the same tolerance; the same files exist under results/.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, snakemake_env, write_config
+from slurm_cluster import SlurmCluster, SlurmUnavailable
+
+pytestmark = pytest.mark.slow
+
+OVERLAY = REPO / "tests" / "slurm_overlay"
+SMALL = yaml.safe_load((OVERLAY / "demo_small.yaml").read_text())
+VARIANTS = ["baseline"] + [f"ihtp_k{k}" for k in SMALL["sae_variants"]["ihtp"]["k_values"]]
+EVAL_TYPES = [e for e, on in SMALL["eval_types"].items() if on]
+# ... and every other eval type off, whatever config.yaml and demo.yaml enable
+SMALL["eval_types"] = {e: e in EVAL_TYPES for c in ("config.yaml", "demo.yaml")
+                       for e in yaml.safe_load((REPO / "config" / c).read_text())["eval_types"]}
+PAIRS = {f"{e}_{v}": (e, v) for e in EVAL_TYPES for v in VARIANTS}  # sbatch comment -> pair
+SLURM_RULES = {"build_demo_assets", "derive_sae", "evaluate"}  # the rest are localrules
+RUN_TIMEOUT = 600  # seconds, hard: `timeout -s INT` (Ctrl-C: Snakemake scancels its jobs)
+VOLATILE = {"eval_id", "datetime_epoch_millis"}  # differ between any two SAE Bench runs
+REL_TOL = 1e-4
+RERUN = VARIANTS[:1]  # the fault test evaluates these again, and cancels one of their jobs
+
+
+# ------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def cluster():
+    try:
+        with SlurmCluster(gpus=2, partition="gputest") as running:
+            yield running
+    except SlurmUnavailable as error:
+        pytest.skip(f"no SLURM test cluster here: {error}")
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    return write_config(tmp_path_factory.mktemp("config") / "demo_small.yaml", "demo.yaml", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def overlay(tmp_path_factory, cluster):
+    """tests/slurm_overlay + profiles/slurm's default-resources with the partition filled in."""
+    folder = tmp_path_factory.mktemp("overlay")
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    settings = yaml.safe_load((OVERLAY / "config.yaml").read_text())
+    settings["default-resources"] = {**profile["default-resources"], "slurm_partition": cluster.partition}
+    (folder / "config.yaml").write_text(yaml.safe_dump(settings))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, config_file, overlay, tmp_path_factory):
+    """The SLURM run, and beside it (filling the polling gaps) the local reference run."""
+    local_dir, slurm_dir = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("slurm")
+    local = start_snakemake(local_dir, ["--cores", "2", "--configfile", str(config_file)])
+    slurm = None
+    try:
+        slurm = start_slurm_run(slurm_dir, config_file, overlay)
+        slurm_result = finish(slurm)
+        local_result = finish(local)
+    finally:
+        for run in (slurm, local):
+            if run is not None:
+                stop(run)
+    assert local_result["rc"] == 0, local_result["output"][-5000:]
+    return {"local": local_result, "slurm": slurm_result, "jobs": run_jobs(cluster, slurm_result)}
+
+
+# ------------------------------------------------------------------------------------ helpers
+def start_snakemake(workdir: Path, args: list[str], timeout: int = RUN_TIMEOUT) -> dict:
+    """`timeout -s INT <timeout> python -m snakemake ...` in the background, output to a file."""
+    if not (workdir / "config").exists():
+        (workdir / "config").symlink_to(REPO / "config")
+    env = snakemake_env()
+    env.pop("CUDA_VISIBLE_DEVICES", None)  # --export=ALL would hand it to every sbatch job
+    cmd = ["timeout", "-s", "INT", "-k", "60", str(timeout), sys.executable, "-m", "snakemake",
+           "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    log = workdir / "snakemake.out"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return {"proc": proc, "log": log, "workdir": workdir, "start": time.time(), "timeout": timeout}
+
+
+def start_slurm_run(workdir: Path, config_file: Path, overlay: Path) -> dict:
+    return start_snakemake(workdir, ["--profile", str(REPO / "profiles" / "slurm"),
+                                     "--profile", str(overlay), "--configfile", str(config_file)])
+
+
+def finish(run: dict) -> dict:
+    rc = run["proc"].wait(timeout=run["timeout"] + 120)
+    output = run["log"].read_text(errors="replace")
+    seconds = run["log"].stat().st_mtime - run["start"]  # its last output: it may have ended earlier
+    print(f"{run['workdir'].name}: rc {rc} after {seconds:.0f} s")
+    uuid = re.search(r"SLURM run ID: (\S+)", output)
+    return {**run, "rc": rc, "output": output, "seconds": seconds, "uuid": uuid and uuid.group(1)}
+
+
+def stop(run: dict) -> None:
+    if run["proc"].poll() is None:
+        run["proc"].send_signal(signal.SIGINT)
+        try:
+            run["proc"].wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run["proc"].kill()
+
+
+def run_jobs(cluster: SlurmCluster, result: dict) -> list[dict]:
+    """The controller's records of this run's jobs (the plugin names every job by the run id)."""
+    assert result["uuid"], result["output"][-3000:]
+    jobs = [j for j in cluster.jobs() if j.get("JobName") == result["uuid"]]
+    for job in jobs:
+        comment = job.get("Comment", "")
+        rule, _, wildcards = comment.removeprefix("rule_").partition("_wildcards_")
+        job.update(rule=rule, wildcards=wildcards, pair=PAIRS.get(wildcards) if rule == "evaluate" else None)
+        log = Path(job.get("StdOut", ""))
+        job["log"] = log.read_text(errors="replace") if log.is_file() else ""
+        job["devices"] = re.findall(r"\[slurm-task\] job=\d+ step=\S+ CUDA_VISIBLE_DEVICES=(\S+)", job["log"])
+    return jobs
+
+
+def slurm_failure(result: dict, cluster: SlurmCluster) -> str:
+    return f"rc {result['rc']}\n{result['output'][-6000:]}\n{cluster.logs()[-4000:]}"
+
+
+def results_files(workdir: Path) -> set[str]:
+    out = workdir / "results"
+    return {str(p.relative_to(out)) for p in out.rglob("*")
+            if p.is_file() and not p.relative_to(out).parts[0] in ("artifacts", "prefetch")}
+
+
+def assert_same_json(a, b, where=""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert set(a) == set(b), where
+        for key in a:
+            if key not in VOLATILE:
+                assert_same_json(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_json(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=REL_TOL, abs=1e-7), where
+    else:
+        assert a == b, where
+
+
+def assert_same_results(workdir: Path, reference: Path, pairs=None):
+    for variant in VARIANTS:
+        for name in ("sae.safetensors", "config.json"):
+            assert ((workdir / "results" / "saes" / variant / name).read_bytes()
+                    == (reference / "results" / "saes" / variant / name).read_bytes()), (variant, name)
+    for eval_type, variant in pairs or PAIRS.values():
+        path = Path("results") / "evals" / eval_type / f"{variant}.json"
+        assert_same_json(json.loads((workdir / path).read_text()), json.loads((reference / path).read_text()),
+                         str(path))
+    mine = pd.read_csv(workdir / "results" / "merged" / "metrics.csv").set_index("variant").sort_index()
+    theirs = pd.read_csv(reference / "results" / "merged" / "metrics.csv").set_index("variant").sort_index()
+    pd.testing.assert_frame_equal(mine, theirs, rtol=REL_TOL, check_exact=False)
+
+
+def timestamp(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+# ------------------------------------------------------------------------------------ the run
+def test_profile_run_ends_by_itself(runs, cluster):
+    slurm = runs["slurm"]
+    assert slurm["rc"] == 0, slurm_failure(slurm, cluster)
+    assert slurm["seconds"] < RUN_TIMEOUT
+    assert "Trying to restart" not in slurm["output"]  # nothing needed a retry
+
+
+def test_one_sbatch_job_per_pair(runs):
+    jobs = runs["jobs"]
+    evals = [j for j in jobs if j["rule"] == "evaluate"]
+    assert sorted(j["pair"] for j in evals) == sorted(PAIRS.values()), [j.get("Comment") for j in jobs]
+    assert all(j["JobState"] == "COMPLETED" and j["ExitCode"] == "0:0" for j in jobs), jobs
+    # the demo builder and the derived SAE were sbatch jobs too; localrules never reached SLURM
+    assert {j["rule"] for j in jobs} == SLURM_RULES
+    assert sorted(j["wildcards"] for j in jobs if j["rule"] == "derive_sae") == VARIANTS[1:]
+    # and the executor kept one sbatch log per pair
+    for wildcards in PAIRS:
+        logs = list((runs["slurm"]["workdir"] / ".snakemake" / "slurm_logs" / "rule_evaluate" / wildcards).glob("*.log"))
+        assert len(logs) == 1, (wildcards, logs)
+
+
+def test_each_evaluation_job_got_one_gpu_and_nothing_else_did(runs):
+    workdir = runs["slurm"]["workdir"]
+    evals = []
+    for job in runs["jobs"]:
+        # the batch step and the srun step that runs the rule both print their CUDA_VISIBLE_DEVICES
+        assert len(job["devices"]) == 2, job["log"]
+        if job["rule"] == "evaluate":
+            assert job.get("TresPerJob") == "gres:gpu:1", job  # asked: sbatch --gpus=1
+            assert job.get("JOB_GRES") == "gpu:fake:1", job  # granted: one of the node's GPUs
+            device = job["devices"][0]
+            assert device in ("0", "1") and job["devices"] == [device, device], job["log"]
+            eval_type, variant = job["pair"]
+            own_log = (workdir / "logs" / "evaluate" / eval_type / f"{variant}.log").read_text()
+            assert f"CUDA_VISIBLE_DEVICES={device}\n" in own_log, own_log[:2000]
+            evals.append((timestamp(job["StartTime"]), timestamp(job["EndTime"]), device))
+        else:
+            assert "gpu" not in job.get("TresPerJob", "") + job.get("JOB_GRES", "") + job["TRES"], job
+            assert job["devices"] == ["<unset>", "<unset>"], (job["rule"], job["log"])
+    # evaluation jobs that ran at the same time had different GPUs
+    for i, (start_a, end_a, dev_a) in enumerate(evals):
+        for start_b, end_b, dev_b in evals[i + 1:]:
+            if start_a < end_b and start_b < end_a:
+                assert dev_a != dev_b, evals
+
+
+def test_results_match_a_local_run(runs):
+    slurm, local = runs["slurm"]["workdir"], runs["local"]["workdir"]
+    assert results_files(slurm) == results_files(local)
+    assert {f"plots/l0_vs_{e}.png" for e in EVAL_TYPES} <= results_files(slurm)
+    assert_same_results(slurm, local)
+
+
+# ------------------------------------------------------------------------------------ the fault
+@pytest.fixture(scope="module")
+def cancelled_run(runs, cluster, config_file, overlay, tmp_path_factory):
+    """The first run's workdir without the baseline's evaluations, aggregate and plots, run
+    again through SLURM; one of the two evaluation jobs is scancelled as soon as SAE Bench works
+    on it. (Copies keep their mtimes, so nothing else reruns; fewer jobs keep the test short.)"""
+    assert runs["slurm"]["rc"] == 0, "the first SLURM run failed"
+    first = runs["slurm"]["workdir"]
+    workdir = tmp_path_factory.mktemp("cancelled")
+    shutil.copytree(first / "resources", workdir / "resources")  # copy2 keeps the mtimes
+    for done in ("saes", "prefetch"):  # the SAEs, and the local prefetch step's manifest
+        if (first / "results" / done).exists():
+            shutil.copytree(first / "results" / done, workdir / "results" / done)
+    for eval_type, variant in PAIRS.values():
+        if variant not in RERUN:
+            (workdir / "results" / "evals" / eval_type).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(first / "results" / "evals" / eval_type / f"{variant}.json",
+                         workdir / "results" / "evals" / eval_type / f"{variant}.json")
+    run = start_slurm_run(workdir, config_file, overlay)
+    victim = None
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while victim is None and run["proc"].poll() is None and time.monotonic() < deadline:
+            for job in cluster.jobs():
+                wildcards = job.get("Comment", "").removeprefix("rule_evaluate_wildcards_")
+                if job.get("JobState") != "RUNNING" or wildcards not in PAIRS:
+                    continue
+                eval_type, variant = PAIRS[wildcards]
+                log = workdir / "logs" / "evaluate" / eval_type / f"{variant}.log"
+                # SAE Bench is at work once the SAE is loaded and the private work folder exists
+                if "[evaluate]" in (log.read_text(errors="replace") if log.exists() else ""):
+                    subprocess.run(["scancel", job["JobId"]], check=True, timeout=30)
+                    victim = {"pair": (eval_type, variant), "job_id": job["JobId"],
+                              "at": time.time() - run["start"]}
+                    break
+            time.sleep(1)
+        result = finish(run)
+    finally:
+        stop(run)
+    print(f"cancelled {victim}")
+    return {**result, "victim": victim, "config_file": config_file,
+            "jobs": run_jobs(cluster, result) if result["uuid"] else []}
+
+
+def test_cancelled_evaluation_is_retried_and_completes(cancelled_run, cluster):
+    run = cancelled_run
+    assert run["victim"], "no evaluation job was seen running:\n" + run["output"][-5000:]
+    assert run["rc"] == 0, slurm_failure(run, cluster)
+    evals = [j for j in run["jobs"] if j["rule"] == "evaluate"]
+    assert {j["rule"] for j in run["jobs"]} == {"evaluate"}  # nothing else was redone
+    by_pair = {pair: [j for j in evals if j["pair"] == pair] for pair in PAIRS.values() if pair[1] in RERUN}
+    assert len(evals) == len(by_pair) + 1
+    victim_jobs = sorted(by_pair.pop(run["victim"]["pair"]), key=lambda j: int(j["JobId"]))
+    # the cancelled job, then its resubmission with the attempt-scaled memory
+    assert [j["JobState"] for j in victim_jobs] == ["CANCELLED", "COMPLETED"], victim_jobs
+    assert victim_jobs[0]["JobId"] == run["victim"]["job_id"]
+    memory = [int(re.search(r"mem=(\d+)M", j["TRES"]).group(1)) for j in victim_jobs]
+    assert memory[1] == 2 * memory[0], memory
+    assert all(len(jobs) == 1 and jobs[0]["JobState"] == "COMPLETED" for jobs in by_pair.values()), by_pair
+    assert f"SLURM-job '{run['victim']['job_id']}' failed" in run["output"]
+    assert "Trying to restart job" in run["output"]
+
+
+def test_cancelled_run_lost_nothing_and_left_nothing_partial(cancelled_run, runs):
+    workdir = cancelled_run["workdir"]
+    assert cancelled_run["rc"] == 0
+    assert results_files(workdir) == results_files(runs["slurm"]["workdir"])
+    # no private SAE Bench work folder, no stray file next to the results, nothing incomplete
+    evals = workdir / "results" / "evals"
+    assert sorted(str(p.relative_to(evals)) for p in evals.rglob("*")) == sorted(
+        [*EVAL_TYPES, *(f"{e}/{v}.json" for e, v in PAIRS.values())])
+    incomplete = workdir / ".snakemake" / "incomplete"
+    assert not incomplete.exists() or not any(incomplete.iterdir())
+    # the retried pair has the same numbers as the undisturbed runs
+    assert_same_results(workdir, runs["local"]["workdir"])
+    # and Snakemake agrees that nothing is left to do
+    dry = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "-n", "--configfile", str(cancelled_run["config_file"])],
+        capture_output=True, text=True, timeout=300, cwd=workdir, env=snakemake_env())
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
