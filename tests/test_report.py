@@ -1,0 +1,182 @@
+"""The end of the pipeline on real demo outputs: summary, plots, Snakemake report, SAE Bench's own
+readers, and missing pairs both ways.
+
+One cut-down demo run (module fixture: baseline + an IHTP sweep, core + sparse probing) feeds every
+test; the missing-pair tests come last because they remove a result.
+"""
+
+import base64
+import json
+import re
+
+import matplotlib.image
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake, write_config
+from workflow_scripts.plot_metrics import plot_file_names
+from workflow_scripts.summary import headline_metrics
+
+DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+EVAL_TYPES = ["core", "sparse_probing"]
+VARIANTS = ["baseline", "ihtp_k5", "ihtp_k10"]
+OVERRIDES = dict(
+    eval_types={"core": True, "sparse_probing": True, "scr": False, "tpp": False},
+    sae_variants={"ihtp": {"enabled": True, "k_values": [5, 10]}, "mpsae": {"enabled": False}},
+    core_eval={"n_eval_reconstruction_batches": 2, "n_eval_sparsity_variance_batches": 2},
+)
+
+
+def demo_config(path, **extra):
+    config = write_config(path, "demo.yaml", **OVERRIDES, **extra)
+    data = yaml.safe_load(config.read_text())
+    data.pop("scr", None), data.pop("tpp", None)  # settings of evals this run does not enable
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("report")
+    config = demo_config(workdir / "demo.yaml")
+    result = run_snakemake(["--cores", "2", "--configfile", str(config)], workdir, timeout=1200)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return {"workdir": workdir, "out": workdir / "results", "config": config,
+            "stdout": result.stdout, "output": result.stdout + result.stderr}
+
+
+def json_headlines(out, variant):
+    """Headline values read straight from SAE Bench's JSONs."""
+    values = {}
+    for h in headline_metrics(EVAL_TYPES):
+        result = json.loads((out / "evals" / h.eval_type / f"{variant}.json").read_text())
+        group, name = h.key.split(".")
+        values[h.column] = result["eval_result_metrics"][group][name]
+    return values
+
+
+def summary_rows(text):
+    rows = [line.strip("|").split("|") for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
+    return [[cell.strip().strip("*") for cell in row] for row in rows]
+
+
+def test_summary_has_every_variant_ranked_by_the_rule(run):
+    text = (run["out"] / "merged" / "summary.md").read_text()
+    rows = summary_rows(text)
+    headlines = headline_metrics(EVAL_TYPES)
+    values = {v: json_headlines(run["out"], v) for v in VARIANTS}
+    # the rule, recomputed here from the JSONs: mean rank over non-L0 headlines, ties -> lower L0
+    quality = [h for h in headlines if h.key != "sparsity.l0"]
+    mean_rank = {}
+    for v in VARIANTS:
+        ranks = []
+        for h in quality:
+            better = [w for w in VARIANTS if (values[w][h.column] > values[v][h.column]) == h.higher_is_better
+                      and values[w][h.column] != values[v][h.column]]
+            ranks.append(1 + len(better))
+        mean_rank[v] = sum(ranks) / len(ranks)
+    expected = sorted(VARIANTS, key=lambda v: (mean_rank[v], values[v]["core.sparsity.l0"], v))
+    assert [row[1] for row in rows] == expected
+    for row in rows:
+        shown = [float(cell) for cell in row[4:4 + len(headlines)]]
+        assert shown == pytest.approx([values[row[1]][h.column] for h in headlines], rel=2e-3, abs=1e-3)
+        assert float(row[-1]) == pytest.approx(mean_rank[row[1]], abs=0.01)
+    assert "Ranked by mean rank" in text
+
+
+def test_the_run_prints_the_summary_at_the_end(run):
+    stdout = run["stdout"]  # Snakemake logs to stderr; the summary is the run's last words on stdout
+    assert stdout.rstrip().endswith("Summary written to results/merged/summary.md")
+    printed = stdout[stdout.rindex("# SAE Bench comparison"):]
+    assert printed.startswith((run["out"] / "merged" / "summary.md").read_text())
+    for variant in VARIANTS:
+        assert f"| {variant} |" in printed
+
+
+def test_merged_table_matches_the_jsons(run):
+    table = pd.read_csv(run["out"] / "merged" / "metrics.csv").set_index("variant")
+    assert sorted(table.index) == sorted(VARIANTS)
+    for variant in VARIANTS:
+        for column, value in json_headlines(run["out"], variant).items():
+            assert table.loc[variant, column] == pytest.approx(value)
+    records = json.loads((run["out"] / "merged" / "metrics.json").read_text())
+    assert {r["variant"] for r in records} == set(VARIANTS)
+
+
+def test_every_plot_is_a_real_png(run):
+    for name in plot_file_names(EVAL_TYPES):
+        path = run["out"] / "plots" / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000, name
+        image = matplotlib.image.imread(path)
+        assert image.shape[0] > 400 and image.shape[1] > 600, name
+        assert image[..., :3].std() > 0.05, f"{name} is (nearly) blank"
+
+
+def test_report_is_self_contained_with_every_plot_the_summary_and_the_config(run):
+    result = run_snakemake(["--cores", "1", "--configfile", str(run["config"]), "--report",
+                            "results/report.html"], run["workdir"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (run["out"] / "report.html").read_text()
+    for name in plot_file_names(EVAL_TYPES):
+        png = base64.b64encode((run["out"] / "plots" / name).read_bytes()[:300]).decode()[:200]
+        assert name in html and png in html, f"{name} not embedded"
+    assert "Headline metrics, ranked" in html  # the summary table on the workflow page
+    assert "Pareto frontier" in html  # a plot caption
+    assert "headline_threshold" in html  # the configuration of the run
+    assert "summary.html" in html and "metrics.csv" in html
+    assert "<script src=\"http" not in html  # nothing to fetch: self-contained
+
+
+def test_saebench_graphing_utils_read_the_results(run):
+    from sae_bench.sae_bench_utils import graphing_utils
+
+    out = run["out"]
+    # SAE Bench's own file names (links written by the aggregation)
+    found = graphing_utils.find_eval_results_files([str(out / "saebench")])
+    assert len(found) == len(EVAL_TYPES) * len(VARIANTS)
+    named = graphing_utils.get_eval_results(sorted(f for f in found if "/sparse_probing/" in f))
+    assert set(named) == {f"{v}_custom_sae" for v in VARIANTS}
+    assert named["baseline_custom_sae"]["sae_class"] == "standard"
+    # ... or straight from results/evals/ with a glob
+    direct = graphing_utils.get_eval_results(sorted(str(p) for p in (out / "evals" / "core").glob("*.json")))
+    core = graphing_utils.get_core_results(sorted(str(p) for p in (out / "evals" / "core").glob("*.json")))
+    assert direct["ihtp_k5.json"]["l0"] == pytest.approx(core["ihtp_k5.json"]["l0"])
+
+
+def drop_pair(run, eval_type="core", variant="ihtp_k5"):
+    """A pair whose job failed: Snakemake removed its JSON, its log stays."""
+    path = run["out"] / "evals" / eval_type / f"{variant}.json"
+    if path.exists():
+        path.unlink()
+    assert (run["workdir"] / "logs" / "evaluate" / eval_type / f"{variant}.log").is_file()
+
+
+def test_a_missing_pair_is_an_error_naming_it_by_default(run):
+    drop_pair(run)
+    # aggregation alone (the pair may not be recomputed): Snakemake names the missing pair
+    result = run_snakemake(["--cores", "1", "--configfile", str(run["config"]), "--forcerun", "aggregate",
+                            "--allowed-rules", "aggregate", "plot", "all"], run["workdir"])
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Missing input files for rule aggregate" in output and "results/evals/core/ihtp_k5.json" in output
+
+
+def test_allow_missing_marks_the_gap_in_table_plots_and_report(run):
+    drop_pair(run)
+    config = demo_config(run["workdir"] / "allow_missing.yaml", allow_missing=True)
+    result = run_snakemake(["--cores", "1", "--configfile", str(config)], run["workdir"])
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "rule evaluate" not in output  # the failed pair is not retried, the rest is reused
+    table = pd.read_csv(run["out"] / "merged" / "metrics.csv").set_index("variant")
+    assert table.loc["ihtp_k5", "missing"] == "core" and pd.isna(table.loc["ihtp_k5", "core.sparsity.l0"])
+    text = (run["out"] / "merged" / "summary.md").read_text()
+    assert "core/ihtp_k5" in text and "missing" in next(r for r in text.splitlines() if "| ihtp_k5 |" in r)
+    for name in plot_file_names(EVAL_TYPES):
+        assert (run["out"] / "plots" / name).stat().st_size > 20_000
+    result = run_snakemake(["--cores", "1", "--configfile", str(config), "--report", "results/report.html"],
+                           run["workdir"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (run["out"] / "report.html").read_text()
+    assert "Missing pairs" in html and "core/ihtp_k5" in html
