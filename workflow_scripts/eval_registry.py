@@ -56,10 +56,11 @@ def _saebench_config(cls, job: EvalJob, **fixed):
         llm_dtype=model["torch_dtype"],
         random_seed=job.settings["random_seed"],
     )
+    known = set(cls.__dataclass_fields__)
+    fields = {k: v for k, v in fields.items() if k in known}  # not every eval has llm_batch_size
     ours = REGISTRY[job.eval_type].workflow_keys
     fields.update({k: v for k, v in job.settings["section_values"].items() if k not in ours})
     fields.update(fixed)
-    known = set(cls.__dataclass_fields__)
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ValueError(
@@ -160,6 +161,127 @@ def _run_unlearning(job: EvalJob) -> None:
                  clean_up_artifacts=False, artifacts_path=str(artifacts))
 
 
+class AbsorptionGateError(RuntimeError):
+    """SAE Bench's absorption found too few first-letter features and returned {} silently."""
+
+
+def _absorption_dirs(job: EvalJob) -> dict[str, Path]:
+    """Where absorption keeps its probe cache and its per-SAE experiment tables.
+
+    SAE Bench keeps them inside the installed package (sae_bench/evals/absorption/common.py:33-34,
+    RESULTS_DIR = <site-packages>/sae_bench/artifacts/absorption, PROBES_DIR = RESULTS_DIR/probes),
+    keyed only by `model.cfg.model_name/layer_N`, and retrains the probe only when probe.pth is
+    missing (force_rerun does not refresh it). The probe is the expensive, reusable part: it goes
+    under the job's shared artifacts folder, which evaluate.py keys by artifact_cache.cache_key of
+    (model name, local model dir, dtype, hook, the whole absorption section, seed) and builds under
+    a lock, so a different model, layer or setting gets a different folder. The k-sparse-probing
+    and feature-absorption tables depend on the SAE and are recomputed anyway (force=True): they
+    stay in the job's private work folder.
+    """
+    shared = (job.artifacts_dir or job.work_dir / "artifacts").resolve()
+    private = (job.work_dir / "absorption").resolve()
+    return {"probes_dir": shared / "probes",
+            "k_sparse": private / "k_sparse_probing",
+            "feature_absorption": private / "feature_absorption",
+            "cwd": private / "cwd"}
+
+
+@contextlib.contextmanager
+def absorption_paths(main_module, dirs: dict[str, Path]):
+    """Pass our folders to the two experiment functions SAE Bench's absorption run_eval calls.
+
+    Their folder defaults (`experiment_dir=RESULTS_DIR / ...`, `probes_dir=PROBES_DIR`) are bound
+    when k_sparse_probing.py / feature_absorption.py are imported, so patching the constants would
+    not reach them; the narrowest point is the two names absorption/main.py imported
+    (main.py:23-26, called at main.py:~79 and ~113), wrapped to pass the folders explicitly.
+    """
+    k_sparse = main_module.run_k_sparse_probing_experiment
+    feature = main_module.run_feature_absortion_experiment
+
+    def run_k_sparse(*args, **kwargs):
+        return k_sparse(*args, **kwargs, experiment_dir=dirs["k_sparse"],
+                        probes_dir=dirs["probes_dir"])
+
+    def run_feature(*args, **kwargs):
+        return feature(*args, **kwargs, experiment_dir=dirs["feature_absorption"],
+                       sparse_probing_experiment_dir=dirs["k_sparse"],
+                       probes_dir=dirs["probes_dir"])
+
+    main_module.run_k_sparse_probing_experiment = run_k_sparse
+    main_module.run_feature_absortion_experiment = run_feature
+    try:
+        yield
+    finally:
+        main_module.run_k_sparse_probing_experiment = k_sparse
+        main_module.run_feature_absortion_experiment = feature
+
+
+def _absorption_gate_message(config, probe_table: Path) -> str:
+    detail = ""
+    if probe_table.is_file():
+        import pandas as pd
+
+        table = pd.read_json(probe_table)
+        passed = table[table["f1_probe"] > config.min_GT_probe_f1]
+        f1 = ", ".join(f"{r.letter}={r.f1_probe:.2f}" for r in table.itertuples())
+        detail = (f": only {len(passed)} of {len(table)} letters ({''.join(passed['letter'])}) "
+                  f"have probe F1 > {config.min_GT_probe_f1} (F1 by letter: {f1})")
+    return (f"absorption cannot be evaluated on {config.model_name}: SAE Bench's gate found fewer "
+            f"than min_feats_for_eval={config.min_feats_for_eval} first-letter features with "
+            f"ground-truth probe F1 > min_GT_probe_f1={config.min_GT_probe_f1}{detail}. SAE Bench "
+            "returns an empty result here without an error; lower absorption.min_GT_probe_f1 / "
+            "absorption.min_feats_for_eval only for a model known to be weak at spelling (e.g. the demo)")
+
+
+def _run_absorption(job: EvalJob) -> None:
+    import random
+
+    import torch
+
+    import sae_bench.evals.absorption.main as absorption
+    from sae_bench.evals.absorption.eval_config import AbsorptionEvalConfig
+
+    config = _saebench_config(AbsorptionEvalConfig, job)
+    # SAE Bench's absorption only prints a warning for a model whose name lacks "gemma"
+    # (main.py:~48, "we recommend >= 2B parameters"); it runs on any TransformerLens model.
+    dirs = _absorption_dirs(job)
+    dirs["cwd"].mkdir(parents=True, exist_ok=True)
+    # it shuffles the vocabulary with `random` and trains probes with torch, unseeded
+    random.seed(config.random_seed)
+    torch.manual_seed(config.random_seed)
+    # main.py writes `artifacts/absorption/<sae>_k_sparse_probing.json` relative to the working
+    # directory (main.py:~96): keep that in our private folder too.
+    output_path = str(job.work_dir.resolve())  # before changing directory
+    with absorption_paths(absorption, dirs), _working_directory(dirs["cwd"]):
+        results = absorption.run_eval(config, [(job.sae_name, job.sae)],
+                                      device=job.settings["model"]["device"],
+                                      output_path=output_path, force_rerun=True)
+    if not results:  # main.py:~101-108: `break` and return {} without an error
+        tables = sorted((dirs["cwd"] / "artifacts" / "absorption").glob("*_k_sparse_probing.json"))
+        raise AbsorptionGateError(_absorption_gate_message(
+            config, tables[0] if tables else dirs["cwd"] / "missing"))
+
+
+def _run_sae_probes(job: EvalJob) -> None:
+    from sae_bench.evals.sparse_probing_sae_probes.eval_config import (
+        SparseProbingSaeProbesEvalConfig,
+    )
+    from sae_bench.evals.sparse_probing_sae_probes.main import run_eval
+
+    # Its datasets ship inside the sae-probes wheel (sae_probes/data/cleaned_data): no hub access.
+    # SAE Bench's defaults put its results and model activations under ./artifacts relative to the
+    # working directory (eval_config.py results_path / model_cache_path): the model activations go
+    # to the job's shared artifacts folder (keyed and locked by evaluate.py), the per-SAE probe
+    # results to the private work folder.
+    artifacts = (job.artifacts_dir or job.work_dir / "artifacts").resolve()
+    config = _saebench_config(
+        SparseProbingSaeProbesEvalConfig, job,
+        results_path=str(job.work_dir.resolve() / "sae_probes_results"),
+        model_cache_path=str(artifacts / "model_activations"))
+    run_eval(config, [(job.sae_name, job.sae)], device=job.settings["model"]["device"],
+             output_path=str(job.work_dir.resolve()), force_rerun=True)
+
+
 @contextlib.contextmanager
 def judge_model(module, model: str):
     """SAE Bench's autointerp hard-codes model="gpt-4o-mini" in its one API call
@@ -197,13 +319,6 @@ def _run_autointerp(job: EvalJob) -> None:
             device=job.settings["model"]["device"], api_key=api_key,
             output_path=str(job.work_dir), force_rerun=True,
             artifacts_path=str(job.artifacts_dir or job.work_dir / "artifacts"))
-
-
-def _not_wired(name: str, needs: str) -> Callable[[dict, dict], list[str]]:
-    def problems(config: dict, widths: dict) -> list[str]:
-        return [f"eval type '{name}' cannot run in this workflow yet: {needs}"]
-
-    return problems
 
 
 SCR_TPP_DEFAULT_N_VALUES = [2, 5, 10, 20, 50, 100, 500]  # ScrAndTppEvalConfig.n_values default
@@ -261,8 +376,35 @@ def autointerp_problems(config: dict, widths: dict) -> list[str]:
             "'autointerp.api_key_file' at a file holding it"]
 
 
-def _refuse(job: EvalJob) -> None:
-    raise RuntimeError(f"eval type {job.eval_type} has no runner")
+def sae_probes_datasets() -> list[str]:
+    """The binary datasets shipped inside the sae-probes wheel, read from its master table the way
+    sae_probes.utils_data.get_numbered_binary_tags does (without importing torch)."""
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.find_spec("sae_probes")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    table = pd.read_csv(data / "probing_datasets_MASTER.csv.zst", compression="zstd")
+    names = table[table["Data type"] == "Binary Classification"]["Dataset save name"]
+    return [name.split("/")[-1].split(".")[0] for name in names]
+
+
+def sae_probes_problems(config: dict, widths: dict) -> list[str]:
+    listed = config.get("sparse_probing_sae_probes", {}).get("dataset_names")
+    if listed is None:
+        return []
+    known = sae_probes_datasets()
+    if not known:
+        return ["eval type 'sparse_probing_sae_probes' needs the sae-probes package (pip install sae-probes)"]
+    unknown = [name for name in listed if name not in known]
+    if unknown:
+        return [f"config key 'sparse_probing_sae_probes.dataset_names': {', '.join(map(repr, unknown))} "
+                f"is not one of the {len(known)} datasets shipped with sae-probes (e.g. "
+                f"{', '.join(known[:3])}; the file names in sae_probes/data/cleaned_data without .csv.zst)"]
+    return []
 
 
 REGISTRY: dict[str, EvalType] = {
@@ -305,9 +447,16 @@ REGISTRY: dict[str, EvalType] = {
             "absorption",
             "absorption",
             (Metric("mean.mean_absorption_fraction_score", "absorption fraction", False),),
-            _refuse,
-            _not_wired("absorption", "its probe caches live inside the installed package and its "
-                       "silent empty result is not yet guarded; disable eval_types.absorption"),
+            _run_absorption,
+            shares_llm_cache=True,  # its probe cache, see _absorption_dirs
+        ),
+        EvalType(
+            "sparse_probing_sae_probes",
+            "sparse_probing_sae_probes",
+            (Metric("sae.sae_top_1_test_accuracy", "top-1 SAE probe accuracy (sae-probes)", True),),
+            _run_sae_probes,
+            sae_probes_problems,
+            shares_llm_cache=True,
         ),
         EvalType(
             "autointerp",
