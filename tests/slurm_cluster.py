@@ -6,8 +6,11 @@
 
 - Debian's `slurm-wlm` and `munge` are installed with apt-get when a binary is missing.
 - Every daemon runs in the foreground as a child of the test process, with its state, spool,
-  logs, pid files and munge socket in a scratch folder; stop() ends them by pid (pid file, or
-  the child's pid) and is idempotent, so a fixture's teardown or a `finally:` always cleans up.
+  logs, pid files and munge socket in a scratch folder /tmp/slurm-test-*; stop() cancels the
+  jobs, ends the daemons by pid (pid file, or the child's pid) and any step daemon that outlived
+  slurmd, and removes the folder (set KEEP_SLURM_TEST_CLUSTER=1 to keep it); it is idempotent,
+  so a fixture's teardown or a `finally:` always cleans up. Daemons of a session that was killed
+  before its teardown are ended by their pid files when the next cluster starts.
 - The node has `gpus` fake GPUs: gres `gpu:fake:N` backed by character devices made with mknod
   (SLURM rejects regular files), so `--gpus=1` jobs get `CUDA_VISIBLE_DEVICES` like on a GPU node.
 - The configuration must be /etc/slurm/slurm.conf: the SLURM jobstep executor strips every

@@ -15,16 +15,16 @@ tests/slurm_overlay/demo_small.yaml to 2 variants x 2 eval types, under `timeout
   it with twice the memory and finishes with every output, the same numbers, no leftovers.
 
 What "match" means: SAE folders are byte-identical; eval JSONs are equal field by field except
-SAE Bench's random `eval_id` and its timestamp, numbers within rel 1e-4 (CPU float32 evals
-repeat to the last bit in practice; the tolerance only absorbs thread-count effects); the merged
-table is equal with the same tolerance; the same files exist under results/.
+SAE Bench's random `eval_id` and its timestamp, numbers within rel 1e-5 (the demo evals repeated
+to the last bit across local, SLURM and retried runs; the tolerance only allows for a site whose
+cgroups give a job fewer threads, which changes float32 summation order); the merged table is
+equal with the same tolerance; the same files exist under results/ (but the activation cache).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import signal
@@ -54,7 +54,7 @@ PAIRS = {f"{e}_{v}": (e, v) for e in EVAL_TYPES for v in VARIANTS}  # sbatch com
 SLURM_RULES = {"build_demo_assets", "derive_sae", "evaluate"}  # the rest are localrules
 RUN_TIMEOUT = 600  # seconds, hard: `timeout -s INT` (Ctrl-C: Snakemake scancels its jobs)
 VOLATILE = {"eval_id", "datetime_epoch_millis"}  # differ between any two SAE Bench runs
-REL_TOL = 1e-4
+REL_TOL = 1e-5
 RERUN = VARIANTS[:1]  # the fault test evaluates these again, and cancels one of their jobs
 
 
@@ -238,11 +238,10 @@ def test_each_evaluation_job_got_one_gpu_and_nothing_else_did(runs):
         else:
             assert "gpu" not in job.get("TresPerJob", "") + job.get("JOB_GRES", "") + job["TRES"], job
             assert job["devices"] == ["<unset>", "<unset>"], (job["rule"], job["log"])
-    # evaluation jobs that ran at the same time had different GPUs
-    for i, (start_a, end_a, dev_a) in enumerate(evals):
-        for start_b, end_b, dev_b in evals[i + 1:]:
-            if start_a < end_b and start_b < end_a:
-                assert dev_a != dev_b, evals
+    # evaluation jobs that ran at the same time had different GPUs (two at once on 2 CPUs)
+    overlapping = [(a, b) for i, a in enumerate(evals) for b in evals[i + 1:] if a[0] < b[1] and b[0] < a[1]]
+    print(f"evaluation jobs (start, end, GPU): {sorted(evals)}")
+    assert all(a[2] != b[2] for a, b in overlapping), evals
 
 
 def test_results_match_a_local_run(runs):
