@@ -6,6 +6,7 @@ two fake GPUs, and stops them by pid afterwards. The workflow runs through profi
 tests/slurm_overlay (partition, fast polling) on the demo config reduced by
 tests/slurm_overlay/demo_small.yaml to 2 variants x 2 eval types, under `timeout -s INT`.
 
+- test_cluster_is_stopped_*: the harness ends every daemon and step by pid when a test fails.
 - test_*: one SLURM run from scratch, beside a local run (`--cores 2`) of the same config. The
   controller's records show one sbatch job per (variant, eval type) pair, each granted one GPU,
   and no GPU for the other rules (the sbatch logs print each step's CUDA_VISIBLE_DEVICES, the
@@ -56,6 +57,34 @@ RUN_TIMEOUT = 600  # seconds, hard: `timeout -s INT` (Ctrl-C: Snakemake scancels
 VOLATILE = {"eval_id", "datetime_epoch_millis"}  # differ between any two SAE Bench runs
 REL_TOL = 1e-5
 RERUN = VARIANTS[:1]  # the fault test evaluates these again, and cancels one of their jobs
+
+
+# ------------------------------------------------------------------------------------ harness
+def test_cluster_is_stopped_by_pid_even_when_a_test_fails():
+    """Runs before the module's cluster starts (one cluster at a time: the harness holds a lock)."""
+    conf = Path("/etc/slurm/slurm.conf")
+    before = conf.read_bytes() if conf.exists() else None
+    seen = {}
+    try:
+        with pytest.raises(RuntimeError, match="a failing test"):
+            with SlurmCluster(gpus=1, partition="gputest") as cluster:
+                seen["pids"] = {name: child.pid for name, child in cluster._children.items()}
+                seen["scratch"] = cluster.scratch
+                # a job still running at the stop: its step daemon must go too
+                subprocess.run(["sbatch", "-p", "gputest", "--gpus=1", "-o", "/dev/null", "--wrap", "sleep 300"],
+                               check=True, capture_output=True, timeout=30)
+                deadline = time.monotonic() + 30
+                while not cluster._stray_stepds() and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                seen["stepds"] = cluster._stray_stepds()
+                raise RuntimeError("a failing test")
+    except SlurmUnavailable as error:
+        pytest.skip(f"no SLURM test cluster here: {error}")
+    assert set(seen["pids"]) == {"munged", "slurmctld", "slurmd"} and seen["stepds"]
+    for pid in [*seen["pids"].values(), *seen["stepds"]]:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert not seen["scratch"].exists()
+    assert (conf.read_bytes() if conf.exists() else None) == before
 
 
 # ------------------------------------------------------------------------------------ fixtures
