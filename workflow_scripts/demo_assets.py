@@ -138,10 +138,27 @@ FOODS = ["apples", "bread", "eggs", "cheese", "rice", "oranges", "tomatoes", "co
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 WEATHER = ["sunny", "rainy", "cloudy", "windy", "cold", "warm", "foggy", "snowy"]
 COLORS = ["red", "blue", "green", "yellow", "white", "black", "brown", "gray"]
-LETTER_WORDS = sorted(set(ANIMALS + OBJECTS + FOODS + HOBBIES + ["apple", "ocean", "zebra",
-                                                                  "violin", "kite", "queen",
-                                                                  "umbrella", "jacket", "yard",
-                                                                  "igloo", "water", "north"]))
+# Six words per letter, so SAE Bench's absorption eval finds every letter of the alphabet in the
+# tokenizer's alphabetic tokens (its train/test split of the vocabulary needs each letter on both
+# sides: roc_auc_score fails on a letter without words) and the model sees their first letters.
+ALPHABET_WORDS = """
+axe anchor acorn arrow atlas aunt      bell button basket bottle banjo brick
+candle castle cloud crown cactus comet desk drum daisy dragon donkey dune
+eagle elbow engine envelope echo elm   feather flute forest fountain frog fig
+goat guitar glove globe grape gate     hammer harbor helmet honey hat hut
+iron island ink insect ivy ivory       jar jelly jewel jungle juice jeep
+kettle key kitten knot kayak koala     lamp ladder lemon lizard leaf log
+magnet mirror moon mango mitten mule   needle nest net nickel noodle nut
+oak olive onion otter owl oven         pencil piano pillow pumpkin pearl pond
+quail quartz quilt quiver quill quince rocket ribbon robot rope ruby rug
+saddle shell spoon star stone sock     tiger tent tulip tower trumpet torch
+ukulele unicorn uniform urn utensil unit vase valley velvet vest village vine
+wagon whale window wheel wolf wand     xylophone xenon xerox xray xebec xylem
+yak yacht yarn yogurt yolk yew         zipper zinc zone zoo zigzag zucchini
+""".split()
+LETTER_WORDS = sorted(set(ANIMALS + OBJECTS + FOODS + HOBBIES + ALPHABET_WORDS + [
+    "apple", "ocean", "zebra", "violin", "kite", "queen", "umbrella", "jacket", "yard", "igloo",
+    "water", "north"]))
 
 # amazon stand-in: category id -> (name words, product nouns)
 AMAZON_CATEGORIES: dict[int, list[str]] = {
