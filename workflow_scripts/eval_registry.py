@@ -193,7 +193,7 @@ def absorption_paths(main_module, dirs: dict[str, Path]):
     Their folder defaults (`experiment_dir=RESULTS_DIR / ...`, `probes_dir=PROBES_DIR`) are bound
     when k_sparse_probing.py / feature_absorption.py are imported, so patching the constants would
     not reach them; the narrowest point is the two names absorption/main.py imported
-    (main.py:23-26, called at main.py:~79 and ~113), wrapped to pass the folders explicitly.
+    (main.py:23-26, called at main.py:82 and :120), wrapped to pass the folders explicitly.
     """
     k_sparse = main_module.run_k_sparse_probing_experiment
     feature = main_module.run_feature_absortion_experiment
@@ -243,20 +243,20 @@ def _run_absorption(job: EvalJob) -> None:
 
     config = _saebench_config(AbsorptionEvalConfig, job)
     # SAE Bench's absorption only prints a warning for a model whose name lacks "gemma"
-    # (main.py:~48, "we recommend >= 2B parameters"); it runs on any TransformerLens model.
+    # (main.py:49, "we recommend >= 2B parameters"); it runs on any TransformerLens model.
     dirs = _absorption_dirs(job)
     dirs["cwd"].mkdir(parents=True, exist_ok=True)
     # it shuffles the vocabulary with `random` and trains probes with torch, unseeded
     random.seed(config.random_seed)
     torch.manual_seed(config.random_seed)
     # main.py writes `artifacts/absorption/<sae>_k_sparse_probing.json` relative to the working
-    # directory (main.py:~96): keep that in our private folder too.
+    # directory (main.py:101-109): keep that in our private folder too.
     output_path = str(job.work_dir.resolve())  # before changing directory
     with absorption_paths(absorption, dirs), _working_directory(dirs["cwd"]):
         results = absorption.run_eval(config, [(job.sae_name, job.sae)],
                                       device=job.settings["model"]["device"],
                                       output_path=output_path, force_rerun=True)
-    if not results:  # main.py:~101-108: `break` and return {} without an error
+    if not results:  # main.py:111-118: `break` and return {} without an error
         tables = sorted((dirs["cwd"] / "artifacts" / "absorption").glob("*_k_sparse_probing.json"))
         raise AbsorptionGateError(_absorption_gate_message(
             config, tables[0] if tables else dirs["cwd"] / "missing"))
@@ -270,7 +270,7 @@ def _run_sae_probes(job: EvalJob) -> None:
 
     # Its datasets ship inside the sae-probes wheel (sae_probes/data/cleaned_data): no hub access.
     # SAE Bench's defaults put its results and model activations under ./artifacts relative to the
-    # working directory (eval_config.py results_path / model_cache_path): the model activations go
+    # working directory (eval_config.py:52 and :58): the model activations go
     # to the job's shared artifacts folder (keyed and locked by evaluate.py), the per-SAE probe
     # results to the private work folder.
     artifacts = (job.artifacts_dir or job.work_dir / "artifacts").resolve()
@@ -285,8 +285,8 @@ def _run_sae_probes(job: EvalJob) -> None:
 @contextlib.contextmanager
 def judge_model(module, model: str):
     """SAE Bench's autointerp hard-codes model="gpt-4o-mini" in its one API call
-    (AutoInterp.get_api_response -> OpenAI(...).chat.completions.create); we wrap the `OpenAI`
-    name that module calls so the configured judge model is used instead."""
+    (AutoInterp.get_api_response, autointerp/main.py:319-322: OpenAI(...).chat.completions.create);
+    we wrap the `OpenAI` name that module calls so the configured judge model is used instead."""
     original = module.OpenAI
 
     class JudgeClient:

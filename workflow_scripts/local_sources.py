@@ -116,7 +116,8 @@ def local_models(models: Mapping[str, str | Path]) -> Iterator[dict[str, Path]]:
     registered ``name`` from its local folder; any other name calls the original method."""
     from transformer_lens import HookedTransformer
 
-    registry = {str(k): Path(v) for k, v in models.items()}
+    # absolute: a runner may change the working directory (absorption, unlearning) before loading
+    registry = {str(k): Path(v).resolve() for k, v in models.items()}
     for name, folder in registry.items():
         if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
             raise FileNotFoundError(f"{name}: {folder} lacks config.json or model.safetensors")
@@ -183,7 +184,7 @@ def local_datasets(datasets: Mapping[str, str | Path]) -> Iterator[dict[str, Pat
     ``LabHC/bias_in_bios_class_set1`` also registers the name SAE Bench actually loads
     (``LabHC/bias_in_bios``) unless that is registered itself. Other names (and the core eval's
     local corpus folder) go to the original ``load_dataset``."""
-    registry: dict[str, Path] = {str(k): Path(v) for k, v in datasets.items()}
+    registry: dict[str, Path] = {str(k): Path(v).resolve() for k, v in datasets.items()}
     for name, folder in list(registry.items()):
         if not folder.is_dir():
             raise FileNotFoundError(f"{name}: {folder} is not a folder")
