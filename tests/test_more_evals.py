@@ -180,3 +180,21 @@ def test_autointerp_with_a_fake_judge(in_demo, monkeypatch, capfd):
     captured = capfd.readouterr()
     assert secret not in captured.out + captured.err  # ... and nothing printed it
     assert secret not in output.read_text()
+
+
+def test_demo_tokenizer_suits_absorption(demo_run):
+    """Absorption reads the word at prompt_token_pos=-6: the suffix " has the first letter:" must
+    be exactly 5 tokens with left padding, and every letter needs alphabetic word tokens."""
+    from sae_bench.evals.absorption.eval_config import AbsorptionEvalConfig
+    from sae_bench.evals.absorption.vocab import LETTERS, get_alpha_tokens
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(demo_run["workdir"] / "resources" / "demo" / "tokenizer"),
+                                              add_bos_token=True, padding_side="left")
+    config = AbsorptionEvalConfig()
+    ids = tokenizer(config.prompt_template.format(word="zebra"))["input_ids"]
+    assert ids[config.prompt_token_pos] == tokenizer.convert_tokens_to_ids("zebra")
+    assert len(tokenizer.tokenize(config.prompt_template.format(word=""))) == -config.prompt_token_pos - 1
+    words = get_alpha_tokens(tokenizer)
+    assert {word.strip()[0].lower() for word in words} == set(LETTERS)
+    assert min(sum(w.strip()[0].lower() == letter for w in words) for letter in LETTERS) >= 6
