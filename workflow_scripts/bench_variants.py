@@ -54,7 +54,7 @@ def main(argv=None) -> dict:
                     help="time reference MP on this many tokens and scale linearly (0 = all)")
     ap.add_argument("--ref-ihtp-seqs", type=int, default=16,
                     help="time reference IHTP on this many sequences and scale linearly (0 = all)")
-    ap.add_argument("--chunk-tokens", type=int, default=256)
+    ap.add_argument("--chunk-tokens", type=int, default=1024)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0,

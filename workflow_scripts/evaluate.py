@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -39,12 +40,28 @@ def _sources(settings: dict):
     return stack
 
 
+def _local_files_digest(folder: str | None) -> str | None:
+    """Content hash of the files in folder and the local datasets' folders: a rebuilt local model or
+    stand-in dataset with the same path must not reuse activations cached from the old one."""
+    if not folder:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _cache_settings(settings: dict, sae) -> dict:
     """Everything that changes cached LLM activations: model, hook, eval section, seed."""
     model = settings["model"]
     return {
         "model": model["name"],
         "local_model": model.get("local_dir"),
+        "local_model_files": _local_files_digest(model.get("local_dir")),
+        "local_dataset_files": {name: _local_files_digest(folder)
+                                for name, folder in sorted(settings["local_datasets"].items())},
         "dtype": model["torch_dtype"],
         "hook": sae.cfg.hook_name,
         "section": settings["section_values"],

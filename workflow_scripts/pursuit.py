@@ -99,14 +99,15 @@ def matching_pursuit(
     steps: int,
     nonneg: bool = False,
     gram: torch.Tensor | None = None,
-    chunk_tokens: int = 256,
+    chunk_tokens: int = 1024,
 ) -> torch.Tensor:
     """Matching pursuit with the Gram update; same result as matching_pursuit_reference.
 
     Why: after r -= v W[j], the correlations change by exactly c -= v G[j] (G = W W^T), which costs
     O(d_sae) per token instead of the O(d_in d_sae) matmul, so a step is ~d_in times cheaper.
-    Tokens are processed `chunk_tokens` at a time so the working set stays cache-sized
-    (256 x 4096 fp32 = 4 MiB).
+    Tokens are processed `chunk_tokens` at a time so the working set stays bounded (1024 x 4096
+    fp32 = 16 MiB); measured on 2 cores, 1024 beat 256 by ~20% (bigger blocks parallelise better)
+    and 2048 gained nothing.
     Extra memory (besides the returned codes, N x d_sae): the Gram, d_sae^2 floats (unless passed
     in), plus chunk_tokens x d_sae floats of correlations (a second such buffer off CPU).
     No periodic re-correlation: fp32 drift over 100 steps stays ~1e-5 relative (tested vs the
