@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,34 @@ def write_config(path: Path, base: str | None = None, **overrides) -> Path:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def _demo_cache() -> Path:
+    """The demo assets, built once per version of the builder's code and reused across modules.
+
+    The build is bitwise deterministic for a seed (tests/test_demo_assets.py checks it), so a copy
+    is what the `build_demo_assets` rule would write; tests/test_demo_workflow.py and the SLURM
+    run still build it through the rule.
+    """
+    import hashlib
+    import tempfile
+
+    code = (REPO / "workflow_scripts" / "demo_assets.py").read_bytes()
+    seed = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["demo"]["seed"]
+    key = hashlib.sha256(code + str(seed).encode()).hexdigest()[:12]
+    cache = Path(tempfile.gettempdir()) / f"sae-workflow-demo-assets-{key}"
+    if not (cache / "manifest.json").is_file():
+        partial = cache.with_name(cache.name + f".partial-{os.getpid()}")
+        subprocess.run([sys.executable, "-m", "workflow_scripts.demo_assets", "--out", str(partial),
+                        "--seed", str(seed)], cwd=REPO, env=snakemake_env({"PYTHONPATH": str(REPO)}),
+                       check=True, capture_output=True, timeout=1200)
+        shutil.rmtree(cache, ignore_errors=True)
+        os.replace(partial, cache)
+    return cache
+
+
+def seed_demo_assets(workdir: Path) -> None:
+    """Give a demo workdir its assets up front (saves each test module a 1-2 minute build)."""
+    target = workdir / "resources" / "demo"
+    if not target.exists():
+        shutil.copytree(_demo_cache(), target)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake, write_config
+from conftest import REPO, run_snakemake, seed_demo_assets, write_config
 from workflow_scripts import eval_registry
 from workflow_scripts.evaluate import OFFLINE_VARIABLES
 
@@ -36,6 +36,7 @@ def demo_run(tmp_path_factory):
         # one core per job: two jobs at a time (much of each job is single-threaded)
         resources={**DEMO["resources"], "absorption": {"cpus_per_task": 1},
                    "sparse_probing_sae_probes": {"cpus_per_task": 1}})
+    seed_demo_assets(workdir)
     result = run_snakemake(["--cores", "2", "--configfile", str(config)], workdir, env=env, timeout=1800)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     return {"workdir": workdir, "network_log": network_log}

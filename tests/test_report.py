@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake, write_config
+from conftest import REPO, run_snakemake, seed_demo_assets, write_config
 from workflow_scripts.plot_metrics import plot_file_names
 from workflow_scripts.summary import headline_metrics
 
@@ -40,6 +40,7 @@ def demo_config(path, **extra):
 def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("report")
     config = demo_config(workdir / "demo.yaml")
+    seed_demo_assets(workdir)
     result = run_snakemake(["--cores", "2", "--configfile", str(config)], workdir, timeout=1200)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     return {"workdir": workdir, "out": workdir / "results", "config": config,

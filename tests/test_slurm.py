@@ -39,7 +39,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, snakemake_env, write_config
+from conftest import REPO, seed_demo_assets, snakemake_env, write_config
 from slurm_cluster import SlurmCluster, SlurmUnavailable
 
 pytestmark = pytest.mark.slow
@@ -117,6 +117,7 @@ def overlay(tmp_path_factory, cluster):
 def runs(cluster, config_file, overlay, tmp_path_factory):
     """The SLURM run, and beside it (filling the polling gaps) the local reference run."""
     local_dir, slurm_dir = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("slurm")
+    seed_demo_assets(local_dir)  # the SLURM run builds its own through the rule, as a SLURM job
     local = start_snakemake(local_dir, ["--cores", "2", "--configfile", str(config_file)])
     slurm = None
     try:
