@@ -64,3 +64,13 @@ def test_n_values_above_the_sae_width_are_refused(tmp_path, eval_type):
     assert f"config key '{eval_type}.n_values': 5000 exceeds the width 4096 of SAE 'baseline'" in output
     code, output = dry_run(tmp_path, **{eval_type: {"n_values": [10, 4096]}})
     assert code == 0, output
+
+
+def test_core_without_any_featurewise_statistics_is_refused(tmp_path):
+    # SAE Bench 0.6.0 would swallow a validation error and write no result for hours of GPU time
+    code, output = dry_run(tmp_path, core_eval={"compute_featurewise_density_statistics": False,
+                                                "compute_featurewise_weight_based_metrics": False})
+    assert code != 0
+    assert "config key 'core_eval.compute_featurewise_density_statistics'" in output
+    code, output = dry_run(tmp_path, core_eval={"compute_featurewise_density_statistics": False})
+    assert code == 0, output

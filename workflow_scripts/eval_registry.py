@@ -342,6 +342,17 @@ def _n_values_fit(section: str) -> Callable[[dict, dict], list[str]]:
 UNLEARNING_MODELS = ("gemma-2-2b-it", "gemma-2-9b-it")  # the only models its metrics support
 
 
+def core_problems(config: dict, widths: dict) -> list[str]:
+    """SAE Bench 0.6.0's core eval builds MiscMetrics(**{}) when both featurewise flags are off,
+    which fails validation (core/main.py ~897) inside its catch-all (~1139): no JSON, exit 0."""
+    core = config["core_eval"]
+    if core["compute_featurewise_density_statistics"] or core["compute_featurewise_weight_based_metrics"]:
+        return []
+    return ["config key 'core_eval.compute_featurewise_density_statistics': SAE Bench 0.6.0's core "
+            "eval writes no result when it and compute_featurewise_weight_based_metrics are both "
+            "false; set at least one to true"]
+
+
 def unlearning_problems(config: dict, widths: dict) -> list[str]:
     problems = []
     name = config["model"]["name"]
@@ -419,6 +430,7 @@ REGISTRY: dict[str, EvalType] = {
                 Metric("model_performance_preservation.ce_loss_score", "CE loss score", True),
             ),
             _run_core,
+            core_problems,
         ),
         EvalType(
             "sparse_probing",
