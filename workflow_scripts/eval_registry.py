@@ -92,13 +92,10 @@ def _run_core(job: EvalJob) -> None:
     )
 
 
-def _run_sparse_probing(job: EvalJob) -> None:
-    from sae_bench.evals.sparse_probing.eval_config import SparseProbingEvalConfig
-    from sae_bench.evals.sparse_probing.main import run_eval
-
-    run_eval(
-        _saebench_config(SparseProbingEvalConfig, job),
-        [(job.sae_name, job.sae)],
+def _llm_cache_run_kwargs(job: EvalJob) -> dict:
+    """run_eval arguments shared by sparse_probing and scr/tpp: a fresh result in the job's work
+    folder, LLM activations read from / written to the shared cache when the job has one."""
+    return dict(
         device=job.settings["model"]["device"],
         output_path=str(job.work_dir),
         force_rerun=True,
@@ -106,6 +103,14 @@ def _run_sparse_probing(job: EvalJob) -> None:
         save_activations=job.artifacts_dir is not None,
         artifacts_path=str(job.artifacts_dir or job.work_dir / "artifacts"),
     )
+
+
+def _run_sparse_probing(job: EvalJob) -> None:
+    from sae_bench.evals.sparse_probing.eval_config import SparseProbingEvalConfig
+    from sae_bench.evals.sparse_probing.main import run_eval
+
+    run_eval(_saebench_config(SparseProbingEvalConfig, job), [(job.sae_name, job.sae)],
+             **_llm_cache_run_kwargs(job))
 
 
 def _run_scr_or_tpp(perform_scr: bool) -> Callable[[EvalJob], None]:
@@ -118,16 +123,7 @@ def _run_scr_or_tpp(perform_scr: bool) -> Callable[[EvalJob], None]:
             raise ValueError(
                 f"config key '{job.settings['section']}.n_values': {max(config.n_values)} exceeds "
                 f"the width {job.sae.cfg.d_sae} of SAE '{job.sae_name}'")
-        run_eval(
-            config,
-            [(job.sae_name, job.sae)],
-            device=job.settings["model"]["device"],
-            output_path=str(job.work_dir),
-            force_rerun=True,
-            clean_up_activations=False,
-            save_activations=job.artifacts_dir is not None,
-            artifacts_path=str(job.artifacts_dir or job.work_dir / "artifacts"),
-        )
+        run_eval(config, [(job.sae_name, job.sae)], **_llm_cache_run_kwargs(job))
 
     return run
 
