@@ -1,17 +1,10 @@
 # Collect every pair into one table, a ranked summary and the comparison plots; all of them are
 # marked for `snakemake --report results/report.html` (captions under rules/report/).
-import time
-
-from workflow_scripts import report as report_helpers
-from workflow_scripts.plot_metrics import HEATMAP, l0_plot_name
-from workflow_scripts.summary import print_summary
-
-AGGREGATE_START = time.time()  # the end-of-run print shows the summary only if this run wrote it
 
 
 rule aggregate:
     input:
-        evals=lambda wc: report_helpers.aggregate_inputs(OUT, EVAL_TYPES, VARIANTS, config["allow_missing"]),
+        evals=aggregate_eval_inputs,
         saes=expand(f"{OUT}/saes/{{variant}}", variant=VARIANTS),
     output:
         csv=report(
@@ -35,28 +28,28 @@ rule aggregate:
             category="3. Tables and configuration",
             labels={"file": "config.yaml", "content": "configuration of this run"},
         ),
+        saebench=directory(f"{OUT}/saebench"),
     log:
         "logs/aggregate.log",
     benchmark:
         "benchmarks/aggregate.tsv"
+    conda:
+        "../envs/saebench.yaml"
     params:
         variants=json.dumps([json.loads(variant_json(v)) for v in VARIANTS]),
         eval_types=EVAL_TYPES,
-        saes_dir=lambda wc, input: os.path.dirname(input.saes[0]),
-        evals_dir=lambda wc, input: os.path.join(os.path.dirname(os.path.dirname(input.saes[0])), "evals"),
-        saebench_dir=f"{OUT}/saebench",
+        saes_dir=f"{OUT}/saes",
+        evals_dir=f"{OUT}/evals",
         allow_missing="--allow-missing" if config["allow_missing"] else "",
         threshold=config["visualization"]["headline_threshold"],
         config=json.dumps(config, sort_keys=True, default=str),
-    conda:
-        "../envs/saebench.yaml"
     shell:
         "python -m workflow_scripts.aggregate --variants {params.variants:q} --eval-types {params.eval_types}"
         " --saes-dir {params.saes_dir} --evals-dir {params.evals_dir} --csv {output.csv} --json {output.json}"
         " {params.allow_missing} --threshold {params.threshold} --summary-md {output.summary_md}"
         " --summary-rst {output.summary_rst} --summary-html {output.summary_html}"
         " --config {params.config:q} --config-dump {output.config}"
-        " --saebench-dir {params.saebench_dir} > {log} 2>&1"
+        " --saebench-dir {output.saebench} > {log} 2>&1"
 
 
 rule plot:
@@ -66,7 +59,7 @@ rule plot:
         [
             report(
                 f"{OUT}/plots/{l0_plot_name(e)}",
-                caption=report_helpers.l0_caption(e),
+                caption=l0_caption(e),
                 category="2. Plots",
                 subcategory="L0 against headline metrics",
                 labels={"eval type": e, "figure": f"L0 vs {e} headline metrics"},
@@ -84,13 +77,13 @@ rule plot:
         "logs/plot.log",
     benchmark:
         "benchmarks/plot.tsv"
+    conda:
+        "../envs/saebench.yaml"
     params:
         eval_types=EVAL_TYPES,
         style=json.dumps(config["visualization"]),
         threshold=config["visualization"]["headline_threshold"],
         out_dir=lambda wc, output: os.path.dirname(output.heatmap),
-    conda:
-        "../envs/saebench.yaml"
     shell:
         "python -m workflow_scripts.plot_metrics --table {input} --eval-types {params.eval_types}"
         " --style {params.style:q} --threshold {params.threshold} --out-dir {params.out_dir} > {log} 2>&1"

@@ -1,14 +1,20 @@
-# Config validation, and the helpers that all rules share: one variant table, one eval registry.
+# Config validation, and every helper the rules share: one variant table, one eval registry, the
+# input functions and target builders. Rule files hold only rules. Nothing here imports torch or
+# matplotlib: `snakemake -n` stays fast.
 import json
-import re
 import os
+import re
 import sys
+import time
+from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
 from snakemake.exceptions import WorkflowError
 
-from workflow_scripts import eval_registry, hub_sources
+from workflow_scripts import hub_sources
+from workflow_scripts.evals import registry as eval_registry
+from workflow_scripts.outputs import HEATMAP, l0_plot_name, plot_file_names
 from workflow_scripts.settings import ConfigError, validate_config
 from workflow_scripts.variant_table import build_variant_table, known_sae_widths
 
@@ -27,6 +33,9 @@ if config["hf_home"]:
 EVAL_TYPES = eval_registry.enabled_eval_types(config)
 IMPORTED = [v for v in VARIANTS.values() if not v.derived]
 DERIVED = [v for v in VARIANTS.values() if v.derived]
+EVAL_LOG = "logs/evaluate/{eval_type}/{variant}.log"  # the evaluate rule's log
+CAPTIONS = Path(workflow.basedir) / "rules" / "report"
+AGGREGATE_START = time.time()  # the end-of-run print shows the summary only if this run wrote it
 # Every step is a small entry point (`python -m workflow_scripts.<step>`) of the package beside
 # this Snakefile; jobs inherit this variable, locally and through sbatch.
 _pythonpath = [workflow.basedir, *filter(None, os.getenv("PYTHONPATH", "").split(os.pathsep))]
@@ -47,6 +56,20 @@ wildcard_constraints:
     eval_type=_alternatives(EVAL_TYPES),
 
 
+# ---- targets ----------------------------------------------------------------------------------
+
+
+def plot_outputs():
+    return [f"{OUT}/plots/{name}" for name in plot_file_names(EVAL_TYPES)]
+
+
+def final_outputs():
+    return [f"{OUT}/merged/metrics.csv", *plot_outputs()]
+
+
+# ---- SAEs and evaluations ---------------------------------------------------------------------
+
+
 def variant_json(variant_id):
     variant = VARIANTS[variant_id]
     return json.dumps({**variant.__dict__, "source": dict(variant.source)}, default=str)
@@ -57,23 +80,13 @@ def demo_inputs():
     return [config["demo"]["dir"]] if config["demo"]["build"] else []
 
 
-def eval_outputs():
-    return expand(f"{OUT}/evals/{{eval_type}}/{{variant}}.json", eval_type=EVAL_TYPES, variant=VARIANTS)
-
-
-def plot_outputs():
-    from workflow_scripts.plot_metrics import plot_file_names
-
-    return [f"{OUT}/plots/{name}" for name in plot_file_names(EVAL_TYPES)]
-
-
-def final_outputs():
-    return [f"{OUT}/merged/metrics.csv", *plot_outputs()]
-
-
 def eval_job_settings(eval_type):
     settings = eval_registry.job_settings(config, eval_type)
     return json.dumps(hub_sources.offline_job_settings(settings, PREFETCH_PLAN))
+
+
+def eval_threads(wildcards):
+    return eval_registry.job_resources(config, wildcards.eval_type)["cpus_per_task"]
 
 
 def eval_resource(name, scale_with_attempt=True):
@@ -82,3 +95,38 @@ def eval_resource(name, scale_with_attempt=True):
         return value * attempt if scale_with_attempt else value
 
     return get
+
+
+# ---- aggregation, plots, report ---------------------------------------------------------------
+
+
+def aggregate_eval_inputs(wildcards):
+    """Every pair's JSON. With allow_missing, less the pairs whose job already ran and failed (its
+    log exists, its JSON does not), so the comparison is made with what exists; a pair that never
+    ran is still waited for. Rerun a skipped pair by asking for its JSON."""
+    pairs = [(e, v) for e in EVAL_TYPES for v in VARIANTS]
+    paths = [f"{OUT}/evals/{e}/{v}.json" for e, v in pairs]
+    if not config["allow_missing"]:
+        return paths
+    return [
+        p
+        for (e, v), p in zip(pairs, paths)
+        if Path(p).exists() or not Path(EVAL_LOG.format(eval_type=e, variant=v)).exists()
+    ]
+
+
+def l0_caption(eval_type):
+    """report/l0_vs_<eval_type>.rst (relative to rules/), or the generic one."""
+    own = CAPTIONS / f"l0_vs_{eval_type}.rst"
+    return f"report/{own.name}" if own.exists() else "report/l0_vs_eval.rst"
+
+
+def print_summary(path, since=None):
+    """Print summary.md at the end of a run (Snakemake's onsuccess), if this run wrote it."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    if since is not None and path.stat().st_mtime < since - 1:
+        print(f"Summary of the comparison (unchanged): {path}", flush=True)
+        return
+    print(f"\n{path.read_text()}\nSummary written to {path}", flush=True)

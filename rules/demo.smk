@@ -14,4 +14,4 @@ if config["demo"]["build"]:
         conda:
             "../envs/saebench.yaml"
         shell:
-            "python -m workflow_scripts.demo_assets --out {output} --seed {params.seed} > {log} 2>&1"
+            "python -m workflow_scripts.demo.build --out {output} --seed {params.seed} > {log} 2>&1"

@@ -16,7 +16,7 @@ rule evaluate:
     params:
         settings=lambda wc: eval_job_settings(wc.eval_type),
         artifacts=f"{OUT}/{config['activation_caching']['artifacts_dir']}",
-    threads: lambda wc: eval_registry.job_resources(config, wc.eval_type)["cpus_per_task"]
+    threads: eval_threads
     resources:
         gpu=1,
         mem_mb=eval_resource("mem_mb"),

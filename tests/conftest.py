@@ -62,13 +62,14 @@ def _demo_cache() -> Path:
     import hashlib
     import tempfile
 
-    code = (REPO / "workflow_scripts" / "demo_assets.py").read_bytes()
+    demo = REPO / "workflow_scripts" / "demo"
+    code = b"".join(p.read_bytes() for p in sorted(demo.glob("*.*")) if p.suffix in (".py", ".yaml"))
     seed = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["demo"]["seed"]
     key = hashlib.sha256(code + str(seed).encode()).hexdigest()[:12]
     cache = Path(tempfile.gettempdir()) / f"sae-workflow-demo-assets-{key}"
     if not (cache / "manifest.json").is_file():
         partial = cache.with_name(cache.name + f".partial-{os.getpid()}")
-        subprocess.run([sys.executable, "-m", "workflow_scripts.demo_assets", "--out", str(partial),
+        subprocess.run([sys.executable, "-m", "workflow_scripts.demo.build", "--out", str(partial),
                         "--seed", str(seed)], cwd=REPO, env=snakemake_env({"PYTHONPATH": str(REPO)}),
                        check=True, capture_output=True, timeout=1200)
         shutil.rmtree(cache, ignore_errors=True)

@@ -53,7 +53,7 @@ import os  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from workflow_scripts import aggregate, plot_metrics, summary  # noqa: E402
+from workflow_scripts import aggregate, outputs, plot_metrics, summary  # noqa: E402
 from workflow_scripts.summary import headline_metrics, rank_variants  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -203,8 +203,8 @@ def test_plots_render_with_gaps_core_only_and_without_core(tmp_path, eval_types)
     style = {"markers": {"standard": "o", "ihtp": "s"}, "colors": {"standard": "#1f77b4"}}  # ihtp: fallback colour
     assert plot_metrics.main(["--table", str(csv), "--eval-types", *eval_types, "--style", json.dumps(style),
                               "--out-dir", str(out)]) == 0
-    assert sorted(os.listdir(out)) == sorted(plot_metrics.plot_file_names(eval_types))
-    for name in plot_metrics.plot_file_names(eval_types):
+    assert sorted(os.listdir(out)) == sorted(outputs.plot_file_names(eval_types))
+    for name in outputs.plot_file_names(eval_types):
         assert_png(out / name)
 
 

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from workflow_scripts.demo_assets import (
+from workflow_scripts.demo.build import (
     BIAS_IN_BIOS,
     BIAS_IN_BIOS_SET1,
     MODEL_NAME,
     build_demo_assets,
 )
-from workflow_scripts.local_sources import local_datasets, local_models
+from workflow_scripts.evals.patches import local_datasets, local_models
 
 SET1 = [0, 1, 2, 6, 9]
 PROBE_TRAIN, PROBE_TEST = 400, 200

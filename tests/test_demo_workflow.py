@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_snakemake, write_config
-from workflow_scripts.eval_registry import REGISTRY
+from workflow_scripts.evals.registry import REGISTRY
 
 DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
 EVAL_TYPES = [e for e, on in DEMO["eval_types"].items() if on]

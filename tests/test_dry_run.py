@@ -73,3 +73,24 @@ def test_bad_config_stops_before_any_job(tmp_path, overrides, key):
     assert result.returncode != 0
     assert f"config key '{key}'" in result.stdout + result.stderr
     assert "rule evaluate" not in result.stdout
+
+
+def test_dry_run_imports_neither_torch_nor_plotting(tmp_path):
+    """Building the DAG reads the registry, variant table and config only: no torch, SAE Bench or
+    matplotlib import (each costs seconds on a login node, and the scheduler may lack them)."""
+    import subprocess
+    import sys
+
+    from conftest import snakemake_env
+
+    (tmp_path / "config").symlink_to(REPO / "config")
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+         "--directory", str(tmp_path), "-n", "-q"],
+        cwd=tmp_path, env=snakemake_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "snakemake" in imported  # the import log is there at all
+    heavy = {"torch", "matplotlib", "seaborn", "sae_bench", "transformer_lens", "sae_lens"}
+    assert not heavy & {name.split(".")[0] for name in imported}

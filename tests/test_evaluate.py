@@ -7,7 +7,8 @@ import pytest
 import torch
 from sae_bench.custom_saes.relu_sae import ReluSAE
 
-from workflow_scripts import eval_registry, evaluate, sae_io
+from workflow_scripts import evaluate, sae_io
+from workflow_scripts.evals import registry
 
 
 @pytest.fixture
@@ -25,8 +26,8 @@ def settings(eval_type="core"):
 
 
 def with_runner(monkeypatch, run):
-    entry = dataclasses.replace(eval_registry.REGISTRY["core"], run=run)
-    monkeypatch.setitem(eval_registry.REGISTRY, "core", entry)
+    entry = dataclasses.replace(registry.REGISTRY["core"], run=run)
+    monkeypatch.setitem(registry.REGISTRY, "core", entry)
 
 
 def test_swallowed_failure_fails_the_job_and_leaves_nothing(tmp_path, sae_dir, monkeypatch):

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from conftest import REPO, run_snakemake, seed_demo_assets, write_config
-from workflow_scripts import eval_registry
+from workflow_scripts.evals import absorption, sparse_probing
+from workflow_scripts.evals.registry import REGISTRY
 from workflow_scripts.evaluate import OFFLINE_VARIABLES
 
 DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
@@ -64,7 +65,7 @@ def test_every_variant_has_each_result_with_its_headline(demo_run):
     for eval_type in EVAL_TYPES:
         for variant in VARIANTS:
             result = json.loads((evals / eval_type / f"{variant}.json").read_text())
-            for metric in eval_registry.REGISTRY[eval_type].headline:
+            for metric in REGISTRY[eval_type].headline:
                 group, name = metric.key.split(".")
                 assert isinstance(result["eval_result_metrics"][group][name], float), (eval_type, variant)
     absorption = json.loads((evals / "absorption" / "baseline.json").read_text())
@@ -99,7 +100,7 @@ def test_absorption_silent_empty_result_fails_with_its_reason(in_demo):
     artifacts = in_demo / "results" / "artifacts"
     before = probe_files(artifacts)
     output = in_demo / "gate" / "baseline.json"
-    with pytest.raises(eval_registry.AbsorptionGateError) as error:
+    with pytest.raises(absorption.AbsorptionGateError) as error:
         evaluate.evaluate("absorption", in_demo / "results" / "saes" / "baseline", "baseline",
                           job_settings("absorption", min_GT_probe_f1=0.99, min_feats_for_eval=20),
                           output, artifacts)
@@ -131,9 +132,9 @@ def test_absorption_cache_key_follows_model_layer_and_settings():
 
 
 def test_sae_probes_unknown_dataset_is_refused_up_front():
-    assert eval_registry.sae_probes_problems(
+    assert sparse_probing.sae_probes_problems(
         {"sparse_probing_sae_probes": {"dataset_names": DEMO["sparse_probing_sae_probes"]["dataset_names"]}}, {}) == []
-    problems = eval_registry.sae_probes_problems(
+    problems = sparse_probing.sae_probes_problems(
         {"sparse_probing_sae_probes": {"dataset_names": ["118_us_state_CA", "no_such_dataset"]}}, {})
     assert len(problems) == 1 and "'no_such_dataset' is not one of the 113 datasets shipped with sae-probes" in problems[0]
 

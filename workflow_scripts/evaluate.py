@@ -29,14 +29,14 @@ class NoResultError(RuntimeError):
 
 def _sources(settings: dict):
     """Make SAE Bench read the local model/datasets named in the config instead of the hub."""
-    from workflow_scripts import local_sources
+    from workflow_scripts.evals import patches
 
     stack = contextlib.ExitStack()
     model = settings["model"]
     if model.get("local_dir"):
-        stack.enter_context(local_sources.local_models({model["name"]: model["local_dir"]}))
+        stack.enter_context(patches.local_models({model["name"]: model["local_dir"]}))
     if settings["local_datasets"]:
-        stack.enter_context(local_sources.local_datasets(settings["local_datasets"]))
+        stack.enter_context(patches.local_datasets(settings["local_datasets"]))
     return stack
 
 
@@ -77,7 +77,8 @@ def evaluate(eval_type: str, sae_dir: Path, variant: str, settings: dict, output
     import torch
 
     from workflow_scripts import artifact_cache, hub_sources, sae_io
-    from workflow_scripts.eval_registry import REGISTRY, EvalJob
+    from workflow_scripts.evals.base import EvalJob
+    from workflow_scripts.evals.registry import REGISTRY
 
     entry = REGISTRY[eval_type]
     if settings.get("offline"):
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-type", required=True)
     parser.add_argument("--sae-dir", required=True, type=Path)
     parser.add_argument("--variant", required=True)
-    parser.add_argument("--settings", required=True, help="JSON from eval_registry.job_settings")
+    parser.add_argument("--settings", required=True, help="JSON from evals.registry.job_settings")
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--artifacts-root", type=Path, default=Path("results/artifacts"))
     parser.add_argument("--threads", type=int, default=0,

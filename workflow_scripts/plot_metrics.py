@@ -30,20 +30,11 @@ from matplotlib import ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from workflow_scripts import summary  # noqa: E402
+from workflow_scripts.outputs import HEATMAP, l0_plot_name  # noqa: E402
 
 L0 = summary.L0
-HEATMAP = "headline_heatmap.png"
 X_LABEL = "L0: active latents per token (log scale; lower = sparser)"
 FALLBACK_COLORS = sns.color_palette("tab10", 10).as_hex()
-
-
-def plot_file_names(eval_types: list[str]) -> list[str]:
-    """The plot files the workflow promises for these eval types (the rule's outputs)."""
-    return [f"l0_vs_{name}.png" for name in eval_types] + [HEATMAP]
-
-
-def l0_plot_name(eval_type: str) -> str:
-    return f"l0_vs_{eval_type}.png"
 
 
 class Style:

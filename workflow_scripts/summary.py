@@ -1,7 +1,7 @@
 """The headline metrics of a run, ranked: `summary.md` (printed at the end of a run), `summary.rst`
 (embedded in the Snakemake report) and `summary.html`.
 
-Headline metrics are the registry's (`eval_registry.REGISTRY[...].headline`) of the enabled eval
+Headline metrics are the registry's (`evals.registry.REGISTRY[...].headline`) of the enabled eval
 types. SCR and TPP report a score per number N of ablated latents; the headline uses
 N = `visualization.headline_threshold` (default 20).
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workflow_scripts.eval_registry import REGISTRY
+from workflow_scripts.evals.registry import REGISTRY
 
 L0 = "core.sparsity.l0"
 DEFAULT_THRESHOLD = 20
@@ -190,18 +190,3 @@ def html(rst_text: str) -> str:
     return publish_string(page, writer="html5",
                           settings_overrides={"output_encoding": "unicode", "report_level": 5,
                                               "embed_stylesheet": True})
-
-
-def print_summary(path: Path | str, since: float | None = None) -> None:
-    """Print summary.md at the end of a run (Snakemake's onsuccess), if this run wrote it."""
-    path = Path(path)
-    if not path.is_file():
-        return
-    if since is not None and path.stat().st_mtime < since - 1:
-        print(f"Summary of the comparison (unchanged): {path}", flush=True)
-        return
-    print(f"\n{path.read_text()}\nSummary written to {path}", flush=True)
-
-
-def now() -> float:
-    return time.time()

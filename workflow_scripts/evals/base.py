@@ -1,0 +1,81 @@
+"""What every eval type is made of: its registry entry, the job it runs, and the SAE Bench config.
+
+Kept apart from `registry.py` so the per-eval modules can import these types without importing
+each other. Nothing here imports torch or SAE Bench: the registry is read at DAG time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # "<group>.<metric>" inside SAE Bench's eval_result_metrics
+    label: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class EvalType:
+    name: str
+    section: str  # config section with this eval's settings
+    headline: tuple[Metric, ...]
+    run: Callable[..., None]  # (job: EvalJob) -> writes one SAE Bench JSON under job.work_dir
+    # (config, known SAE widths by variant) -> problems that must stop the run before any job
+    problems: Callable[[dict, dict], list[str]] = lambda config, widths: []
+    shares_llm_cache: bool = False  # caches LLM activations under artifacts_dir
+    workflow_keys: tuple[str, ...] = ()  # keys of the config section that are ours, not SAE Bench's
+
+
+@dataclass
+class EvalJob:
+    """Everything one (variant, eval type) job needs; built by `workflow_scripts.evaluate`."""
+
+    eval_type: str
+    sae: object
+    sae_name: str
+    settings: dict  # output of registry.job_settings()
+    work_dir: Path  # private folder that SAE Bench writes its result JSON into
+    artifacts_dir: Path | None  # shared LLM activation cache, or None
+
+    @property
+    def device(self) -> str:
+        return self.settings["model"]["device"]
+
+    @property
+    def artifacts(self) -> Path:
+        """The shared artifacts folder, or a private one inside the work folder (absolute)."""
+        return (self.artifacts_dir or self.work_dir / "artifacts").resolve()
+
+
+def saebench_config(cls, job: EvalJob, workflow_keys: tuple[str, ...] = (), **fixed):
+    """Build an SAE Bench eval config (dataclass `cls`) from the job's config section.
+
+    Model name, LLM batch size and dtype and the seed come from the `model` section and
+    `random_seed` (for the fields `cls` has); the section's own keys override them, except
+    `workflow_keys`, which are ours; `fixed` wins over both. Raises ValueError naming the config
+    key when a key is not a field of `cls`.
+    """
+    model = job.settings["model"]
+    fields = dict(
+        model_name=model["name"],
+        llm_batch_size=model["llm_batch_size"],
+        llm_dtype=model["torch_dtype"],
+        random_seed=job.settings["random_seed"],
+    )
+    known = set(cls.__dataclass_fields__)
+    fields = {k: v for k, v in fields.items() if k in known}  # not every eval has llm_batch_size
+    fields.update(
+        {k: v for k, v in job.settings["section_values"].items() if k not in workflow_keys}
+    )
+    fields.update(fixed)
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(
+            f"config key '{job.settings['section']}.{unknown[0]}' is not a field of SAE Bench's "
+            f"{cls.__name__} (fields: {', '.join(sorted(known))})"
+        )
+    return cls(**fields)

@@ -1,0 +1,219 @@
+"""Every runtime change the workflow makes to SAE Bench and to the libraries it calls.
+
+SAE Bench 0.6.0 is used as it is, through its Python API; where its behaviour does not suit a
+cluster run (hub-only loaders, folders inside site-packages or relative to the working directory,
+a hard-coded judge model), the change is made here, as a context manager that restores what it
+replaced on exit (also when the body raises). Nothing else in the project patches SAE Bench.
+
+| patch | target (SAE Bench 0.6.0 unless said) | why |
+|---|---|---|
+| `local_models` | `transformer_lens.HookedTransformer.from_pretrained[_no_processing]`, called by every eval (core/main.py ~1033, sparse_probing/main.py ~310, scr_and_tpp/main.py ~791, absorption/main.py ~62, autointerp/main.py ~593, unlearning/main.py ~149) | load a local model (the demo's) by the configured name |
+| `local_datasets` | the `load_dataset` names imported by `sae_bench_utils/dataset_utils.py` and `evals/scr_and_tpp/dataset_creation.py` (and unlearning's utils when imported), plus `datasets.load_dataset` | read local stand-ins of hub probing datasets; patching `datasets.load_dataset` alone does not reach the imported names |
+| `working_directory` | the process's working directory | unlearning reads its forget corpus from `./sae_bench/evals/unlearning/data/` and absorption writes `artifacts/absorption/...` relative to it (absorption/main.py ~101-109): both get a private folder |
+| `absorption_paths` | `run_k_sparse_probing_experiment` / `run_feature_absortion_experiment` as imported by absorption/main.py (~23-26, called ~82 and ~120) | their probe cache and tables default to `site-packages/sae_bench/artifacts/absorption` (absorption/common.py ~33-34), keyed only by model name and layer |
+| `judge_model` | the `OpenAI` name in autointerp/main.py (`get_api_response`, ~319-322) | SAE Bench hard-codes `model="gpt-4o-mini"`; the configured judge is used instead |
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import SimpleNamespace
+
+from workflow_scripts.evals.local_loaders import load_local_dataset, load_local_model
+
+# Modules that did ``from datasets import load_dataset`` and load hub datasets SAE Bench needs.
+REQUIRED_DATASET_MODULES = (
+    "sae_bench.sae_bench_utils.dataset_utils",
+    "sae_bench.evals.scr_and_tpp.dataset_creation",
+)
+# Patched too when already imported (importing them is slow or has side effects).
+OPTIONAL_DATASET_MODULES = (
+    "sae_bench.evals.unlearning.utils.metrics",
+    "sae_bench.evals.unlearning.utils.feature_activation",
+)
+
+_SUFFIXES = re.compile(r"(_class_set\d+|_sentiment)$")
+
+
+def _base_name(name: str) -> str:
+    """SAE Bench task name -> the name it passes to load_dataset
+    (``LabHC/bias_in_bios_class_set1`` -> ``LabHC/bias_in_bios``,
+    ``canrager/amazon_reviews_mcauley_1and5_sentiment`` -> ``canrager/amazon_reviews_mcauley_1and5``;
+    see sae_bench/sae_bench_utils/dataset_utils.py:325 and :350)."""
+    return _SUFFIXES.sub("", name)
+
+
+
+# ------------------------------------------------------------------------------------------------
+# Models and datasets
+# ------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def local_models(models: Mapping[str, str | Path]) -> Iterator[dict[str, Path]]:
+    """Within the block, ``HookedTransformer.from_pretrained[_no_processing](name, ...)`` builds a
+    registered ``name`` from its local folder; any other name calls the original method."""
+    from transformer_lens import HookedTransformer
+
+    # absolute: a runner may change the working directory (absorption, unlearning) before loading
+    registry = {str(k): Path(v).resolve() for k, v in models.items()}
+    for name, folder in registry.items():
+        if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{name}: {folder} lacks config.json or model.safetensors")
+
+    # keep the descriptors as stored on the class (classmethod objects, or whatever a test put there)
+    orig_fp = HookedTransformer.__dict__["from_pretrained"]
+    orig_fpnp = HookedTransformer.__dict__["from_pretrained_no_processing"]
+
+    def _call_original(descriptor, cls, *args, **kwargs):
+        return descriptor.__get__(None, cls)(*args, **kwargs)
+
+    def from_pretrained(cls, model_name, *args, **kwargs):
+        if str(model_name) in registry:
+            return load_local_model(registry[str(model_name)], **kwargs)
+        return _call_original(orig_fp, cls, model_name, *args, **kwargs)
+
+    def from_pretrained_no_processing(cls, model_name, *args, **kwargs):
+        if str(model_name) in registry:
+            return load_local_model(registry[str(model_name)], **kwargs)
+        return _call_original(orig_fpnp, cls, model_name, *args, **kwargs)
+
+    HookedTransformer.from_pretrained = classmethod(from_pretrained)
+    HookedTransformer.from_pretrained_no_processing = classmethod(from_pretrained_no_processing)
+    try:
+        yield registry
+    finally:
+        HookedTransformer.from_pretrained = orig_fp
+        HookedTransformer.from_pretrained_no_processing = orig_fpnp
+
+
+@contextlib.contextmanager
+def local_datasets(datasets: Mapping[str, str | Path]) -> Iterator[dict[str, Path]]:
+    """Within the block, SAE Bench's ``load_dataset(name, ...)`` returns the local stand-in for a
+    registered hub name. A registered SAE Bench task name such as
+    ``LabHC/bias_in_bios_class_set1`` also registers the name SAE Bench actually loads
+    (``LabHC/bias_in_bios``) unless that is registered itself. Other names (and the core eval's
+    local corpus folder) go to the original ``load_dataset``."""
+    registry: dict[str, Path] = {str(k): Path(v).resolve() for k, v in datasets.items()}
+    for name, folder in list(registry.items()):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{name}: {folder} is not a folder")
+        registry.setdefault(_base_name(name), folder)
+
+    targets = []
+    for mod_name in REQUIRED_DATASET_MODULES:
+        targets.append(importlib.import_module(mod_name))
+    for mod_name in OPTIONAL_DATASET_MODULES:
+        if mod_name in sys.modules:
+            targets.append(sys.modules[mod_name])
+    import datasets as hf_datasets
+
+    targets.append(hf_datasets)
+
+    saved = [(mod, mod.load_dataset) for mod in targets]
+
+    def make_patch(original):
+        def load_dataset(path, *args, **kwargs):
+            name = str(path)
+            folder = registry.get(name)
+            if folder is not None:
+                return load_local_dataset(folder, split=kwargs.get("split"),
+                                          streaming=kwargs.get("streaming", False))
+            return original(path, *args, **kwargs)
+
+        load_dataset.__wrapped__ = original  # type: ignore[attr-defined]
+        return load_dataset
+
+    try:
+        for mod, original in saved:
+            mod.load_dataset = make_patch(original)
+        yield registry
+    finally:
+        for mod, original in saved:
+            mod.load_dataset = original
+
+
+# ------------------------------------------------------------------------------------------------
+# Folders
+# ------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    """Run the block in `path` (for SAE Bench code that reads or writes relative paths)."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+@contextlib.contextmanager
+def absorption_paths(main_module, dirs: dict[str, Path]) -> Iterator[None]:
+    """Pass our folders to the two experiment functions SAE Bench's absorption run_eval calls.
+
+    Their folder defaults (`experiment_dir=RESULTS_DIR / ...`, `probes_dir=PROBES_DIR`) are bound
+    when k_sparse_probing.py / feature_absorption.py are imported, so patching the constants would
+    not reach them; the narrowest point is the two names absorption/main.py imported
+    (main.py:23-26, called at main.py:82 and :120), wrapped to pass the folders explicitly.
+    `dirs` holds `probes_dir`, `k_sparse` and `feature_absorption`.
+    """
+    k_sparse = main_module.run_k_sparse_probing_experiment
+    feature = main_module.run_feature_absortion_experiment
+
+    def run_k_sparse(*args, **kwargs):
+        return k_sparse(
+            *args, **kwargs, experiment_dir=dirs["k_sparse"], probes_dir=dirs["probes_dir"]
+        )
+
+    def run_feature(*args, **kwargs):
+        return feature(
+            *args,
+            **kwargs,
+            experiment_dir=dirs["feature_absorption"],
+            sparse_probing_experiment_dir=dirs["k_sparse"],
+            probes_dir=dirs["probes_dir"],
+        )
+
+    main_module.run_k_sparse_probing_experiment = run_k_sparse
+    main_module.run_feature_absortion_experiment = run_feature
+    try:
+        yield
+    finally:
+        main_module.run_k_sparse_probing_experiment = k_sparse
+        main_module.run_feature_absortion_experiment = feature
+
+
+# ------------------------------------------------------------------------------------------------
+# The autointerp judge
+# ------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def judge_model(module, model: str) -> Iterator[None]:
+    """SAE Bench's autointerp hard-codes model="gpt-4o-mini" in its one API call
+    (AutoInterp.get_api_response, autointerp/main.py:319-322: OpenAI(...).chat.completions.create);
+    we wrap the `OpenAI` name that module calls so the configured judge model is used instead."""
+    original = module.OpenAI
+
+    class JudgeClient:
+        def __init__(self, *args, **kwargs):
+            client = original(*args, **kwargs)
+
+            def create(**request):
+                return client.chat.completions.create(**{**request, "model": model})
+
+            self.chat = SimpleNamespace(completions=SimpleNamespace(create=create))
+
+    module.OpenAI = JudgeClient
+    try:
+        yield
+    finally:
+        module.OpenAI = original
