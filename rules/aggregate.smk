@@ -38,8 +38,11 @@ rule aggregate:
     params:
         variants=json.dumps([json.loads(variant_json(v)) for v in VARIANTS]),
         eval_types=EVAL_TYPES,
-        saes_dir=f"{OUT}/saes",
-        evals_dir=f"{OUT}/evals",
+        # prefixes derived from the inputs, as --lint asks (no hard-coded paths in params)
+        saes_dir=lambda wc, input: os.path.dirname(input.saes[0]),
+        evals_dir=lambda wc, input: os.path.join(
+            os.path.dirname(os.path.dirname(input.saes[0])), "evals"
+        ),
         allow_missing="--allow-missing" if config["allow_missing"] else "",
         threshold=config["visualization"]["headline_threshold"],
         config=json.dumps(config, sort_keys=True, default=str),

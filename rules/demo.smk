@@ -9,9 +9,9 @@ if config["demo"]["build"]:
             "logs/build_demo_assets.log",
         benchmark:
             "benchmarks/build_demo_assets.tsv"
-        params:
-            seed=config["demo"]["seed"],
         conda:
             "../envs/saebench.yaml"
+        params:
+            seed=config["demo"]["seed"],
         shell:
             "python -m workflow_scripts.demo.build --out {output} --seed {params.seed} > {log} 2>&1"

@@ -13,17 +13,17 @@ rule evaluate:
         "logs/evaluate/{eval_type}/{variant}.log",
     benchmark:
         "benchmarks/evaluate/{eval_type}/{variant}.tsv"
-    params:
-        settings=lambda wc: eval_job_settings(wc.eval_type),
-        artifacts=f"{OUT}/{config['activation_caching']['artifacts_dir']}",
+    conda:
+        "../envs/saebench.yaml"
     threads: eval_threads
     resources:
         gpu=1,
         mem_mb=eval_resource("mem_mb"),
         runtime=eval_resource("runtime"),
         cpus_per_task=lambda wc, threads: threads,
-    conda:
-        "../envs/saebench.yaml"
+    params:
+        settings=lambda wc: eval_job_settings(wc.eval_type),
+        artifacts=f"{OUT}/{config['activation_caching']['artifacts_dir']}",
     shell:
         "python -m workflow_scripts.evaluate --eval-type {wildcards.eval_type} --variant {wildcards.variant}"
         " --sae-dir {input.sae} --threads {threads} --settings {params.settings:q} --artifacts-root {params.artifacts}"

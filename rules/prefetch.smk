@@ -9,10 +9,10 @@ rule prefetch:
         "logs/prefetch.log",
     benchmark:
         "benchmarks/prefetch.tsv"
-    params:
-        plan=json.dumps(PREFETCH_PLAN),
     conda:
         "../envs/saebench.yaml"
+    params:
+        plan=json.dumps(PREFETCH_PLAN),
     shell:
         "python -m workflow_scripts.hub_sources --plan {params.plan:q} --manifest {output} > {log} 2>&1"
 

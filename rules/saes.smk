@@ -11,14 +11,14 @@ rule import_sae:
         "logs/import_sae/{imported}.log",
     benchmark:
         "benchmarks/import_sae/{imported}.tsv"
-    params:
-        variant=lambda wc: variant_json(wc.imported),
-        model=config["model"]["name"],
+    conda:
+        "../envs/saebench.yaml"
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../envs/saebench.yaml"
+    params:
+        variant=lambda wc: variant_json(wc.imported),
+        model=config["model"]["name"],
     shell:
         "python -m workflow_scripts.build_sae --variant {params.variant:q} --model-name {params.model:q}"
         " --output {output} > {log} 2>&1"
@@ -34,14 +34,14 @@ rule derive_sae:
         "logs/derive_sae/{derived}.log",
     benchmark:
         "benchmarks/derive_sae/{derived}.tsv"
-    params:
-        variant=lambda wc: variant_json(wc.derived),
-        model=config["model"]["name"],
+    conda:
+        "../envs/saebench.yaml"
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../envs/saebench.yaml"
+    params:
+        variant=lambda wc: variant_json(wc.derived),
+        model=config["model"]["name"],
     shell:
         "python -m workflow_scripts.build_sae --variant {params.variant:q} --model-name {params.model:q}"
         " --base {input.base} --output {output} > {log} 2>&1"

@@ -29,10 +29,19 @@ def run_snakemake(args: list[str], workdir: Path, env: dict | None = None, timeo
     """
     if not (workdir / "config").exists():
         (workdir / "config").symlink_to(REPO / "config")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-           str(workdir), *args]
-    return subprocess.run(cmd, cwd=workdir, env=snakemake_env(env), capture_output=True,
-                          text=True, timeout=timeout)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
+    return subprocess.run(
+        cmd, cwd=workdir, env=snakemake_env(env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def write_config(path: Path, base: str | None = None, **overrides) -> Path:
@@ -63,15 +72,30 @@ def _demo_cache() -> Path:
     import tempfile
 
     demo = REPO / "workflow_scripts" / "demo"
-    code = b"".join(p.read_bytes() for p in sorted(demo.glob("*.*")) if p.suffix in (".py", ".yaml"))
+    code = b"".join(
+        p.read_bytes() for p in sorted(demo.glob("*.*")) if p.suffix in (".py", ".yaml")
+    )
     seed = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["demo"]["seed"]
     key = hashlib.sha256(code + str(seed).encode()).hexdigest()[:12]
     cache = Path(tempfile.gettempdir()) / f"sae-workflow-demo-assets-{key}"
     if not (cache / "manifest.json").is_file():
         partial = cache.with_name(cache.name + f".partial-{os.getpid()}")
-        subprocess.run([sys.executable, "-m", "workflow_scripts.demo.build", "--out", str(partial),
-                        "--seed", str(seed)], cwd=REPO, env=snakemake_env({"PYTHONPATH": str(REPO)}),
-                       check=True, capture_output=True, timeout=1200)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "workflow_scripts.demo.build",
+                "--out",
+                str(partial),
+                "--seed",
+                str(seed),
+            ],
+            cwd=REPO,
+            env=snakemake_env({"PYTHONPATH": str(REPO)}),
+            check=True,
+            capture_output=True,
+            timeout=1200,
+        )
         shutil.rmtree(cache, ignore_errors=True)
         os.replace(partial, cache)
     return cache

@@ -60,11 +60,15 @@ def ensure_installed(log=print) -> None:
         raise SlurmUnavailable(f"missing {missing}; installing them needs root and apt-get")
     log(f"installing {PACKAGES} (missing: {missing})")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]):
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
+    ):
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
         if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            raise RuntimeError(
+                f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            )
     still = [b for b in BINARIES if not _which(b)]
     if still:
         raise RuntimeError(f"still missing after apt-get install: {still}")
@@ -101,8 +105,15 @@ class SlurmCluster:
     """One node `localhost` with `gpus` fake GPUs in partition `partition` (not the default one,
     so jobs must name it as a real site's profile does)."""
 
-    def __init__(self, gpus: int = 2, partition: str = "gputest", cpus: int | None = None,
-                 memory_mb: int | None = None, lock_timeout: float = 1800, log=print):
+    def __init__(
+        self,
+        gpus: int = 2,
+        partition: str = "gputest",
+        cpus: int | None = None,
+        memory_mb: int | None = None,
+        lock_timeout: float = 1800,
+        log=print,
+    ):
         self.gpus = gpus
         self.partition = partition
         self.cpus = cpus or os.cpu_count() or 1
@@ -116,7 +127,7 @@ class SlurmCluster:
         self._started = False
 
     # ---------------------------------------------------------------- lifecycle
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         try:
             self.start()
         except BaseException:
@@ -145,17 +156,29 @@ class SlurmCluster:
         self._start_daemon("slurmd", ["slurmd", "-D", "-N", "localhost"])
         self._wait(self._node_ready, timeout, "node localhost to become idle")
         self._started = True
-        self.log(f"SLURM test cluster up in {self.scratch} ({self.cpus} CPUs, {self.memory_mb} MB, "
-                 f"{self.gpus} fake GPUs, partition {self.partition})")
+        self.log(
+            f"SLURM test cluster up in {self.scratch} ({self.cpus} CPUs, {self.memory_mb} MB, "
+            f"{self.gpus} fake GPUs, partition {self.partition})"
+        )
 
     def stop(self) -> None:
         """Cancel all jobs, end the daemons by pid, restore /etc/slurm. Safe to call twice."""
         try:
             if self._children.get("slurmctld") and _alive(self._children["slurmctld"].pid):
-                subprocess.run(["scancel", "--full", f"--partition={self.partition}"],
-                               capture_output=True, timeout=30)
-                self._wait(lambda: not self._ok(["squeue", "-h", "-t", "PD,R,CG,CF", "-o", "%i"], None)
-                           and not self._step_sockets(), 30, "jobs to end", fail=False)
+                subprocess.run(
+                    ["scancel", "--full", f"--partition={self.partition}"],
+                    capture_output=True,
+                    timeout=30,
+                )
+                self._wait(
+                    lambda: (
+                        not self._ok(["squeue", "-h", "-t", "PD,R,CG,CF", "-o", "%i"], None)
+                        and not self._step_sockets()
+                    ),
+                    30,
+                    "jobs to end",
+                    fail=False,
+                )
             for name in ("slurmd", "slurmctld"):
                 self._stop_daemon(name)
             # a step daemon that outlived slurmd (it reparents to init): ours hold our logs open
@@ -171,8 +194,9 @@ class SlurmCluster:
     # ---------------------------------------------------------------- queries
     def jobs(self) -> list[dict[str, str]]:
         """Every job the controller knows (`scontrol show job -d -o`), as key -> value dicts."""
-        out = subprocess.run(["scontrol", "show", "job", "-d", "-o"], capture_output=True,
-                             text=True, timeout=30)
+        out = subprocess.run(
+            ["scontrol", "show", "job", "-d", "-o"], capture_output=True, text=True, timeout=30
+        )
         if "No jobs in the system" in out.stdout + out.stderr:
             return []
         out.check_returncode()
@@ -199,15 +223,18 @@ class SlurmCluster:
                 return
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"another SLURM test cluster holds {LOCK_FILE}")
+                    raise RuntimeError(f"another SLURM test cluster holds {LOCK_FILE}") from None
                 time.sleep(2)
 
     def _reap_stale(self) -> None:
         """Daemons of a test session that died without stop() (we hold the lock, so no live
         session owns them): end them by their pid files, and drop their scratch folders."""
         for old in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
-            for pid_file, name in ((old / "slurmd.pid", b"slurmd"), (old / "slurmctld.pid", b"slurmctld"),
-                                   (old / "munge" / "munged.pid", b"munged")):
+            for pid_file, name in (
+                (old / "slurmd.pid", b"slurmd"),
+                (old / "slurmctld.pid", b"slurmctld"),
+                (old / "munge" / "munged.pid", b"munged"),
+            ):
                 try:
                     pid = int(pid_file.read_text().split()[0])
                     if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(name):
@@ -240,17 +267,32 @@ class SlurmCluster:
         folder.mkdir()
         folder.chmod(0o711)  # munged wants the socket's folder searchable by all
         key = folder / "munge.key"
-        subprocess.run([_which("mungekey"), "--create", "--keyfile", str(key)], check=True,
-                       capture_output=True, timeout=30)
+        subprocess.run(
+            [_which("mungekey"), "--create", "--keyfile", str(key)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         for path in (folder, key):
             os.chown(path, munge.pw_uid, munge.pw_gid)
         key.chmod(0o400)
         self.munge_socket = folder / "munge.socket"
-        self._start_daemon("munged", [
-            "munged", "--foreground", f"--key-file={key}", f"--socket={self.munge_socket}",
-            f"--pid-file={folder / 'munged.pid'}", f"--log-file={folder / 'munged.log'}",
-            f"--seed-file={folder / 'munged.seed'}", "--num-threads=2",
-        ], user=munge.pw_uid, group=munge.pw_gid, pid_file=folder / "munged.pid")
+        self._start_daemon(
+            "munged",
+            [
+                "munged",
+                "--foreground",
+                f"--key-file={key}",
+                f"--socket={self.munge_socket}",
+                f"--pid-file={folder / 'munged.pid'}",
+                f"--log-file={folder / 'munged.log'}",
+                f"--seed-file={folder / 'munged.seed'}",
+                "--num-threads=2",
+            ],
+            user=munge.pw_uid,
+            group=munge.pw_gid,
+            pid_file=folder / "munged.pid",
+        )
         self._wait(lambda: self.munge_socket.exists(), 30, "munged's socket")
 
     def _write_config(self) -> None:
@@ -260,7 +302,8 @@ class SlurmCluster:
             "#!/bin/sh\n"
             "# Lines starting with 'print' go to the task's stdout, i.e. the job's log.\n"
             'echo "print [slurm-task] job=$SLURM_JOB_ID step=${SLURM_STEP_ID:-batch}'
-            ' CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-<unset>}"\n')
+            ' CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-<unset>}"\n'
+        )
         prolog.chmod(0o755)
         self.ports = (_free_port(), _free_port())
         conf = f"""# Written by tests/slurm_cluster.py for a test cluster in {s}; removed when it stops.
@@ -297,8 +340,10 @@ SlurmdLogFile={s}/log/slurmd.log
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} Gres=gpu:fake:{self.gpus} State=UNKNOWN
 PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State=UP
 """
-        gres = (f"AutoDetect=off\nNodeName=localhost Name=gpu Type=fake "
-                f"File={s}/gpu/fakegpu[0-{self.gpus - 1}]\n")
+        gres = (
+            f"AutoDetect=off\nNodeName=localhost Name=gpu Type=fake "
+            f"File={s}/gpu/fakegpu[0-{self.gpus - 1}]\n"
+        )
         ETC.mkdir(parents=True, exist_ok=True)
         for name, text in (("slurm.conf", conf), ("gres.conf", gres)):
             path = ETC / name
@@ -321,8 +366,14 @@ PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State
         out = open(self.scratch / "log" / f"{name}.out", "w")
         cmd = [_which(cmd[0]), *cmd[1:]]
         self._children[name] = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=user,
-            group=group, start_new_session=True)  # a Ctrl-C of the tests does not reach them
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            user=user,
+            group=group,
+            start_new_session=True,
+        )  # a Ctrl-C of the tests does not reach them
         self._children[name].pid_file = pid_file or self.scratch / f"{name}.pid"
         out.close()
         time.sleep(0.5)
@@ -355,7 +406,9 @@ PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State
             try:
                 if not (proc / "cmdline").read_bytes().startswith(b"slurmstepd"):
                     continue
-                if any(os.readlink(fd).startswith(str(self.scratch)) for fd in (proc / "fd").iterdir()):
+                if any(
+                    os.readlink(fd).startswith(str(self.scratch)) for fd in (proc / "fd").iterdir()
+                ):
                     pids.add(int(proc.name))
             except OSError:
                 continue
@@ -377,12 +430,16 @@ PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State
                 time.sleep(0.2)
 
     def _node_ready(self) -> bool:
-        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T"], capture_output=True, text=True,
-                             timeout=30).stdout.split()
+        out = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%N %T"], capture_output=True, text=True, timeout=30
+        ).stdout.split()
         state = out[1] if len(out) >= 2 else ""
         if state.startswith(("down", "drain")):
-            subprocess.run(["scontrol", "update", "nodename=localhost", "state=resume"],
-                           capture_output=True, timeout=30)
+            subprocess.run(
+                ["scontrol", "update", "nodename=localhost", "state=resume"],
+                capture_output=True,
+                timeout=30,
+            )
         return state.startswith("idle")
 
     def _ok(self, cmd, needle) -> bool:

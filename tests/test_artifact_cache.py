@@ -9,7 +9,9 @@ from workflow_scripts.artifact_cache import cache_folder, shared_cache
 def fill_or_read(folder, log):
     with shared_cache(folder) as path:
         if not (path / "acts.txt").exists():
-            with open(path / "acts.txt", "w") as handle:  # slow writer: a reader must never see half
+            with open(
+                path / "acts.txt", "w"
+            ) as handle:  # slow writer: a reader must never see half
                 for i in range(5):
                     handle.write(f"{i}\n")
                     handle.flush()
@@ -46,7 +48,12 @@ def test_a_job_that_died_leaves_no_reusable_cache(tmp_path):
 
 
 def test_changed_setting_changes_the_cache_path(tmp_path):
-    settings = {"model": "m", "hook": "blocks.1.hook_resid_post", "section": {"context_length": 64}, "seed": 42}
+    settings = {
+        "model": "m",
+        "hook": "blocks.1.hook_resid_post",
+        "section": {"context_length": 64},
+        "seed": 42,
+    }
     same = cache_folder(tmp_path, "scr", dict(settings))
     assert same == cache_folder(tmp_path, "scr", settings)
     assert cache_folder(tmp_path, "scr", {**settings, "seed": 43}) != same

@@ -30,9 +30,17 @@ from workflow_scripts.evals.patches import local_datasets, local_models
 
 SET1 = [0, 1, 2, 6, 9]
 PROBE_TRAIN, PROBE_TEST = 400, 200
-TINY = dict(n_corpus_docs=400, bios_train_per_profession=40, bios_test_per_profession=20,
-            amazon_train_per_cell=5, amazon_test_per_cell=5, lm_steps=8, sae_act_seqs=16,
-            sae_steps=20, sae_batch_size=64)
+TINY = dict(
+    n_corpus_docs=400,
+    bios_train_per_profession=40,
+    bios_test_per_profession=20,
+    amazon_train_per_cell=5,
+    amazon_test_per_cell=5,
+    lm_steps=8,
+    sae_act_seqs=16,
+    sae_steps=20,
+    sae_batch_size=64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +58,13 @@ def _load_relu_sae(manifest: dict):
     relu_sae.hf_hub_download = lambda repo_id, filename, **kw: str(sae_dir / Path(filename).name)
     try:
         sae = relu_sae.load_dictionary_learning_relu_sae(
-            repo_id="local/demo", filename="ae.pt", model_name=manifest["model_name"],
-            device=torch.device("cpu"), dtype=torch.float32, layer=manifest["hook_layer"])
+            repo_id="local/demo",
+            filename="ae.pt",
+            model_name=manifest["model_name"],
+            device=torch.device("cpu"),
+            dtype=torch.float32,
+            layer=manifest["hook_layer"],
+        )
     finally:
         relu_sae.hf_hub_download = original
     return sae
@@ -69,10 +82,12 @@ def _numbers(manifest: dict) -> dict:
 def test_build_is_deterministic_for_a_seed(tmp_path):
     a = build_demo_assets(tmp_path / "a", seed=7, **TINY)
     b = build_demo_assets(tmp_path / "b", seed=7, **TINY)
-    c = build_demo_assets(tmp_path / "c", seed=8, **TINY)
+    build_demo_assets(tmp_path / "c", seed=8, **TINY)  # another seed: compared file by file
     assert _numbers(a) == _numbers(b)
-    vocab = [json.loads((tmp_path / d / "tokenizer" / "tokenizer.json").read_text())["model"]["vocab"]
-             for d in "ab"]
+    vocab = [
+        json.loads((tmp_path / d / "tokenizer" / "tokenizer.json").read_text())["model"]["vocab"]
+        for d in "ab"
+    ]
     assert vocab[0] == vocab[1]
     for rel in ("corpus/train-00000.jsonl", f"datasets/{BIAS_IN_BIOS_SET1}/train.jsonl"):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
@@ -83,8 +98,18 @@ def test_build_is_deterministic_for_a_seed(tmp_path):
 
 
 def test_manifest(demo):
-    for key in ("model_name", "hook_layer", "hook_name", "d_model", "d_sae", "context_size",
-                "paths", "datasets", "lm_train_loss", "sae_explained_variance"):
+    for key in (
+        "model_name",
+        "hook_layer",
+        "hook_name",
+        "d_model",
+        "d_sae",
+        "context_size",
+        "paths",
+        "datasets",
+        "lm_train_loss",
+        "sae_explained_variance",
+    ):
         assert key in demo
     assert demo["model_name"] == MODEL_NAME
     assert demo["hook_name"] == f"blocks.{demo['hook_layer']}.hook_resid_post"
@@ -114,8 +139,11 @@ def test_sae_checkpoint_is_dictionary_learning_format(demo):
     d_in, d_sae = demo["d_model"], demo["d_sae"]
     state = torch.load(demo["paths"]["sae_weights"], weights_only=True)
     assert {k: tuple(v.shape) for k, v in state.items()} == {
-        "encoder.weight": (d_sae, d_in), "encoder.bias": (d_sae,),
-        "decoder.weight": (d_in, d_sae), "bias": (d_in,)}
+        "encoder.weight": (d_sae, d_in),
+        "encoder.bias": (d_sae,),
+        "decoder.weight": (d_in, d_sae),
+        "bias": (d_in,),
+    }
     assert torch.allclose(state["decoder.weight"].norm(dim=0), torch.ones(d_sae), atol=1e-4)
     cfg = json.loads(Path(demo["paths"]["sae_config"]).read_text())
     trainer = cfg["trainer"]
@@ -170,7 +198,8 @@ def test_local_models_builds_registered_and_falls_through(demo):
     try:
         with local_models({MODEL_NAME: demo["paths"]["model"]}):
             model = HookedTransformer.from_pretrained_no_processing(
-                MODEL_NAME, device="cpu", dtype=torch.float32)
+                MODEL_NAME, device="cpu", dtype=torch.float32
+            )
             assert isinstance(model, HookedTransformer)
             assert model.cfg.d_model == demo["d_model"]
             assert model.tokenizer.padding_side == "left"
@@ -238,9 +267,15 @@ def test_sparse_probing_eval(demo, tmp_path):
     out = tmp_path / "sparse_probing"
     with local_models({MODEL_NAME: demo["paths"]["model"]}), local_datasets(demo["datasets"]):
         sparse_probing.run_eval(
-            config, [("demo_relu", sae)], "cpu", str(out), force_rerun=True,
-            clean_up_activations=True, save_activations=False,
-            artifacts_path=str(tmp_path / "artifacts"))
+            config,
+            [("demo_relu", sae)],
+            "cpu",
+            str(out),
+            force_rerun=True,
+            clean_up_activations=True,
+            save_activations=False,
+            artifacts_path=str(tmp_path / "artifacts"),
+        )
     path = out / "demo_relu_custom_sae_eval_results.json"
     assert path.exists()
     metrics = json.loads(path.read_text())["eval_result_metrics"]

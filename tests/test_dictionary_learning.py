@@ -11,25 +11,42 @@ from workflow_scripts.dictionary_learning import CheckpointError, load_dictionar
 D_IN, D_SAE = 8, 32
 
 
-def write_checkpoint(folder, trainer_class="StandardTrainer", layer=4, lm_name="EleutherAI/pythia-70m-deduped",
-                     state=None, k=4):
+def write_checkpoint(
+    folder,
+    trainer_class="StandardTrainer",
+    layer=4,
+    lm_name="EleutherAI/pythia-70m-deduped",
+    state=None,
+    k=4,
+):
     folder.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(0)
     decoder = torch.randn(D_IN, D_SAE, generator=g)
     decoder /= decoder.norm(dim=0, keepdim=True)
     if state is None:
-        state = {"encoder.weight": torch.randn(D_SAE, D_IN, generator=g),
-                 "encoder.bias": torch.randn(D_SAE, generator=g), "decoder.weight": decoder}
+        state = {
+            "encoder.weight": torch.randn(D_SAE, D_IN, generator=g),
+            "encoder.bias": torch.randn(D_SAE, generator=g),
+            "decoder.weight": decoder,
+        }
         if trainer_class == "TopKTrainer":
             state |= {"b_dec": torch.randn(D_IN, generator=g), "k": torch.tensor(k)}
         else:
             state |= {"bias": torch.randn(D_IN, generator=g)}
     torch.save(state, folder / "ae.pt")
-    trainer = {"trainer_class": trainer_class, "dict_class": "AutoEncoder", "activation_dim": D_IN,
-               "dict_size": D_SAE, "layer": layer, "lm_name": lm_name}
+    trainer = {
+        "trainer_class": trainer_class,
+        "dict_class": "AutoEncoder",
+        "activation_dim": D_IN,
+        "dict_size": D_SAE,
+        "layer": layer,
+        "lm_name": lm_name,
+    }
     if trainer_class == "TopKTrainer":
         trainer["k"] = k
-    (folder / "config.json").write_text(json.dumps({"trainer": trainer, "buffer": {"ctx_len": 128}}))
+    (folder / "config.json").write_text(
+        json.dumps({"trainer": trainer, "buffer": {"ctx_len": 128}})
+    )
     return folder / "ae.pt", state
 
 
@@ -59,10 +76,23 @@ def test_topk_checkpoint_keeps_k(tmp_path):
         ({"layer": 3}, ("pythia-70m-deduped", 4), "layer 3"),
         ({}, ("gpt2", 4), "'gpt2'"),
         ({"trainer_class": "MysteryTrainer"}, ("pythia-70m-deduped", 4), "MysteryTrainer"),
-        ({"state": {"encoder.weight": torch.zeros(D_SAE, D_IN)}}, ("pythia-70m-deduped", 4), "missing keys"),
-        ({"state": {"encoder.weight": torch.zeros(D_SAE, D_IN + 1), "encoder.bias": torch.zeros(D_SAE),
-                    "decoder.weight": torch.zeros(D_IN, D_SAE), "bias": torch.zeros(D_IN)}},
-         ("pythia-70m-deduped", 4), "W_enc has shape"),
+        (
+            {"state": {"encoder.weight": torch.zeros(D_SAE, D_IN)}},
+            ("pythia-70m-deduped", 4),
+            "missing keys",
+        ),
+        (
+            {
+                "state": {
+                    "encoder.weight": torch.zeros(D_SAE, D_IN + 1),
+                    "encoder.bias": torch.zeros(D_SAE),
+                    "decoder.weight": torch.zeros(D_IN, D_SAE),
+                    "bias": torch.zeros(D_IN),
+                }
+            },
+            ("pythia-70m-deduped", 4),
+            "W_enc has shape",
+        ),
     ],
 )
 def test_bad_checkpoints_name_file_and_problem(tmp_path, kwargs, load_args, message):

@@ -1,4 +1,5 @@
-"""Dry runs plan exactly one evaluation job per (variant, enabled eval type), without GPU or network."""
+"""Dry runs plan exactly one evaluation job per (variant, enabled eval type), without GPU or
+network."""
 
 import re
 
@@ -7,7 +8,11 @@ import pytest
 from conftest import REPO, run_snakemake, write_config
 
 DEFAULT_VARIANTS = {
-    "baseline", "ihtp_k5", "ihtp_k10", "mpsae_s50", "mpsae_s100",
+    "baseline",
+    "ihtp_k5",
+    "ihtp_k10",
+    "mpsae_s50",
+    "mpsae_s100",
     "sae_bench_pythia70m_sweep_topk_ctx128_0730__blocks.4.hook_resid_post__trainer_8",
 }
 
@@ -36,8 +41,14 @@ def test_default_config_plans_24_evaluation_jobs(tmp_path):
     evals = [j for j in jobs if j["rule"] == "evaluate"]
     assert len(evals) == 24
     pairs = {(j["eval_type"], j["variant"]) for j in evals}
-    assert pairs == {(e, v) for e in ["core", "sparse_probing", "scr", "tpp"] for v in DEFAULT_VARIANTS}
-    built = {j.get("imported") or j.get("derived") for j in jobs if j["rule"] in ("import_sae", "derive_sae")}
+    assert pairs == {
+        (e, v) for e in ["core", "sparse_probing", "scr", "tpp"] for v in DEFAULT_VARIANTS
+    }
+    built = {
+        j.get("imported") or j.get("derived")
+        for j in jobs
+        if j["rule"] in ("import_sae", "derive_sae")
+    }
     assert built == DEFAULT_VARIANTS
     assert sum(j["rule"] == "aggregate" for j in jobs) == 1
 
@@ -61,8 +72,14 @@ def test_demo_config_dry_run(tmp_path):
 @pytest.mark.parametrize(
     "overrides, key",
     [
-        ({"sae_variants": {"ihtp": {"enabled": True, "k_values": []}}}, "sae_variants.ihtp.k_values"),
-        ({"sae_variants": {"ihtp": {"enabled": True, "k_values": [5, 5]}}}, "sae_variants.ihtp.k_values"),
+        (
+            {"sae_variants": {"ihtp": {"enabled": True, "k_values": []}}},
+            "sae_variants.ihtp.k_values",
+        ),
+        (
+            {"sae_variants": {"ihtp": {"enabled": True, "k_values": [5, 5]}}},
+            "sae_variants.ihtp.k_values",
+        ),
         ({"model": {"llm_batch_size": "big"}}, "model.llm_batch_size"),
         ({"eval_types": {"corr": True}}, "eval_types.corr"),
     ],
@@ -85,12 +102,31 @@ def test_dry_run_imports_neither_torch_nor_plotting(tmp_path):
 
     (tmp_path / "config").symlink_to(REPO / "config")
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-         "--directory", str(tmp_path), "-n", "-q"],
-        cwd=tmp_path, env=snakemake_env(), capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "-n",
+            "-q",
+        ],
+        cwd=tmp_path,
+        env=snakemake_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
-                if line.startswith("import time:")}
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     assert "snakemake" in imported  # the import log is there at all
     heavy = {"torch", "matplotlib", "seaborn", "sae_bench", "transformer_lens", "sae_lens"}
     assert not heavy & {name.split(".")[0] for name in imported}

@@ -13,16 +13,30 @@ from workflow_scripts.evals import registry
 
 @pytest.fixture
 def sae_dir(tmp_path):
-    sae = ReluSAE(d_in=4, d_sae=8, model_name="demo-tiny-lm", hook_layer=1, device="cpu", dtype=torch.float32)
+    sae = ReluSAE(
+        d_in=4, d_sae=8, model_name="demo-tiny-lm", hook_layer=1, device="cpu", dtype=torch.float32
+    )
     sae.cfg.architecture = "standard"
     return sae_io.save_sae(sae, tmp_path / "saes" / "baseline")
 
 
 def settings(eval_type="core"):
-    return {"eval_type": eval_type, "section": "core_eval", "section_values": {},
-            "model": {"name": "demo-tiny-lm", "local_dir": None, "torch_dtype": "float32", "device": "cpu",
-                      "llm_batch_size": 4},
-            "random_seed": 42, "local_datasets": {}, "offline": False, "save_activations": False}
+    return {
+        "eval_type": eval_type,
+        "section": "core_eval",
+        "section_values": {},
+        "model": {
+            "name": "demo-tiny-lm",
+            "local_dir": None,
+            "torch_dtype": "float32",
+            "device": "cpu",
+            "llm_batch_size": 4,
+        },
+        "random_seed": 42,
+        "local_datasets": {},
+        "offline": False,
+        "save_activations": False,
+    }
 
 
 def with_runner(monkeypatch, run):
@@ -65,7 +79,19 @@ def test_result_is_published_unchanged(tmp_path, sae_dir, monkeypatch):
 
 def test_cli_exit_code_and_message(tmp_path, sae_dir, monkeypatch, capsys):
     with_runner(monkeypatch, lambda job: None)
-    code = evaluate.main(["--eval-type", "core", "--sae-dir", str(sae_dir), "--variant", "baseline",
-                          "--settings", json.dumps(settings()), "--output", str(tmp_path / "out.json")])
+    code = evaluate.main(
+        [
+            "--eval-type",
+            "core",
+            "--sae-dir",
+            str(sae_dir),
+            "--variant",
+            "baseline",
+            "--settings",
+            json.dumps(settings()),
+            "--output",
+            str(tmp_path / "out.json"),
+        ]
+    )
     assert code == 1
     assert "SAE Bench's core eval produced 0 result files" in capsys.readouterr().err

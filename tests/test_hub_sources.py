@@ -9,9 +9,9 @@ import time
 
 import pytest
 import torch
+from test_dictionary_learning import D_IN, D_SAE, write_checkpoint
 
 from conftest import REPO, run_snakemake, snakemake_env
-from test_dictionary_learning import D_IN, D_SAE, write_checkpoint
 from workflow_scripts import sae_io
 from workflow_scripts.saelens_releases import resolve
 
@@ -21,7 +21,7 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFL
 
 
 def hub_cache(hf_home, folder_in_repo, **checkpoint):
-    """Write a dictionary_learning checkpoint into HF_HOME exactly where the hub client caches it."""
+    """Write a dictionary_learning checkpoint into HF_HOME where the hub client caches it."""
     repo = hf_home / "hub" / ("models--" + REPO_ID.replace("/", "--"))
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(COMMIT)
@@ -31,21 +31,35 @@ def hub_cache(hf_home, folder_in_repo, **checkpoint):
 
 def build(tmp_path, hf_home, variant, model="pythia-70m-deduped"):
     out = tmp_path / "saes" / variant["id"]
-    cmd = [sys.executable, "-m", "workflow_scripts.build_sae", "--variant", json.dumps(variant),
-           "--model-name", model, "--output", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "workflow_scripts.build_sae",
+        "--variant",
+        json.dumps(variant),
+        "--model-name",
+        model,
+        "--output",
+        str(out),
+    ]
     env = snakemake_env({"HF_HOME": str(hf_home), **OFFLINE, "PYTHONPATH": str(REPO)})
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300), out
 
 
 def baseline(filename, layer=4):
-    return {"id": "baseline", "family": "baseline",
-            "source": {"repo_id": REPO_ID, "filename": filename, "hook_layer": layer}}
+    return {
+        "id": "baseline",
+        "family": "baseline",
+        "source": {"repo_id": REPO_ID, "filename": filename, "hook_layer": layer},
+    }
 
 
 def test_relu_baseline_from_offline_hub_cache(tmp_path):
     hf_home = tmp_path / "hf"
     state = hub_cache(hf_home, "sweep_standard/resid_post_layer_4/trainer_8")
-    result, out = build(tmp_path, hf_home, baseline("sweep_standard/resid_post_layer_4/trainer_8/ae.pt"))
+    result, out = build(
+        tmp_path, hf_home, baseline("sweep_standard/resid_post_layer_4/trainer_8/ae.pt")
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     sae = sae_io.load_sae(out)
     assert sae.cfg.architecture == "standard" and sae.cfg.hook_layer == 4
@@ -58,11 +72,21 @@ def test_relu_baseline_from_offline_hub_cache(tmp_path):
 
 def test_topk_comparison_sae_from_offline_hub_cache(tmp_path):
     hf_home = tmp_path / "hf"
-    state = hub_cache(hf_home, "sweep_topk/resid_post_layer_4/trainer_8", trainer_class="TopKTrainer", k=3)
-    variant = {"id": "topk_t8", "family": "comparison",
-               "source": {"release": "r", "sae_id": "blocks.4.hook_resid_post__trainer_8", "repo_id": REPO_ID,
-                          "path": "sweep_topk/resid_post_layer_4/trainer_8",
-                          "conversion_func": "dictionary_learning_1", "model": "pythia-70m-deduped"}}
+    state = hub_cache(
+        hf_home, "sweep_topk/resid_post_layer_4/trainer_8", trainer_class="TopKTrainer", k=3
+    )
+    variant = {
+        "id": "topk_t8",
+        "family": "comparison",
+        "source": {
+            "release": "r",
+            "sae_id": "blocks.4.hook_resid_post__trainer_8",
+            "repo_id": REPO_ID,
+            "path": "sweep_topk/resid_post_layer_4/trainer_8",
+            "conversion_func": "dictionary_learning_1",
+            "model": "pythia-70m-deduped",
+        },
+    }
     result, out = build(tmp_path, hf_home, variant)
     assert result.returncode == 0, result.stderr[-3000:]
     sae = sae_io.load_sae(out)
@@ -76,8 +100,18 @@ def test_topk_comparison_sae_from_offline_hub_cache(tmp_path):
         ({"layer": 3}, 4, "trained on layer 3"),
         ({"lm_name": "google/gemma-2-2b"}, 4, "trained on 'google/gemma-2-2b'"),
         ({"state": {"encoder.weight": torch.zeros(D_SAE, D_IN)}}, 4, "missing keys"),
-        ({"state": {"encoder.weight": torch.zeros(D_SAE, D_IN), "encoder.bias": torch.zeros(D_SAE + 1),
-                    "decoder.weight": torch.zeros(D_IN, D_SAE), "bias": torch.zeros(D_IN)}}, 4, "b_enc has shape"),
+        (
+            {
+                "state": {
+                    "encoder.weight": torch.zeros(D_SAE, D_IN),
+                    "encoder.bias": torch.zeros(D_SAE + 1),
+                    "decoder.weight": torch.zeros(D_IN, D_SAE),
+                    "bias": torch.zeros(D_IN),
+                }
+            },
+            4,
+            "b_enc has shape",
+        ),
     ],
 )
 def test_bad_checkpoint_stops_the_setup_job_naming_file(tmp_path, checkpoint, layer, message):
@@ -100,40 +134,84 @@ def test_file_missing_from_offline_cache_fails_at_once(tmp_path):
 
 
 def test_default_comparison_pattern_resolves_offline():
-    found = resolve("(sae_bench_pythia70m_sweep_topk_ctx128_0730).*", r".*blocks\.([4])\.hook_resid_post__trainer_(8)$")
+    found = resolve(
+        "(sae_bench_pythia70m_sweep_topk_ctx128_0730).*",
+        r".*blocks\.([4])\.hook_resid_post__trainer_(8)$",
+    )
     assert [(s.release, s.sae_id) for s in found] == [
-        ("sae_bench_pythia70m_sweep_topk_ctx128_0730", "blocks.4.hook_resid_post__trainer_8")]
+        ("sae_bench_pythia70m_sweep_topk_ctx128_0730", "blocks.4.hook_resid_post__trainer_8")
+    ]
     assert found[0].repo_id == REPO_ID and found[0].path.endswith("resid_post_layer_4/trainer_8")
 
 
 def test_dry_run_prefetches_once_before_every_gpu_job(tmp_path):
-    result = run_snakemake(["-n", "--configfile", str(REPO / "config" / "config.yaml")], tmp_path, timeout=300)
+    result = run_snakemake(
+        ["-n", "--configfile", str(REPO / "config" / "config.yaml")], tmp_path, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout)
     assert sum(bool(re.match(r"(local)?rule prefetch:", b)) for b in blocks) == 1
     evaluations = [b for b in blocks if b.startswith("rule evaluate:")]
     assert len(evaluations) == 24
-    assert all("results/prefetch/manifest.json" in re.search(r"input: (.*)", b).group(1) for b in evaluations)
+    assert all(
+        "results/prefetch/manifest.json" in re.search(r"input: (.*)", b).group(1)
+        for b in evaluations
+    )
 
 
 def test_gpu_job_without_cache_fails_fast_with_prefetch_hint(tmp_path):
     from sae_bench.custom_saes.relu_sae import ReluSAE
 
-    sae = ReluSAE(d_in=512, d_sae=8, model_name="pythia-70m-deduped", hook_layer=4, device="cpu", dtype=torch.float32)
+    sae = ReluSAE(
+        d_in=512,
+        d_sae=8,
+        model_name="pythia-70m-deduped",
+        hook_layer=4,
+        device="cpu",
+        dtype=torch.float32,
+    )
     sae.cfg.architecture = "standard"
     sae_dir = sae_io.save_sae(sae, tmp_path / "saes" / "baseline")
-    settings = {"eval_type": "core", "section": "core_eval", "section_values": {},
-                "model": {"name": "pythia-70m-deduped", "local_dir": None, "torch_dtype": "float32",
-                          "device": "cpu", "llm_batch_size": 4},
-                "random_seed": 42, "local_datasets": {}, "offline": True, "save_activations": False}
-    cmd = [sys.executable, "-m", "workflow_scripts.evaluate", "--eval-type", "core", "--variant", "baseline",
-           "--sae-dir", str(sae_dir), "--settings", json.dumps(settings), "--output", str(tmp_path / "out.json")]
+    settings = {
+        "eval_type": "core",
+        "section": "core_eval",
+        "section_values": {},
+        "model": {
+            "name": "pythia-70m-deduped",
+            "local_dir": None,
+            "torch_dtype": "float32",
+            "device": "cpu",
+            "llm_batch_size": 4,
+        },
+        "random_seed": 42,
+        "local_datasets": {},
+        "offline": True,
+        "save_activations": False,
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "workflow_scripts.evaluate",
+        "--eval-type",
+        "core",
+        "--variant",
+        "baseline",
+        "--sae-dir",
+        str(sae_dir),
+        "--settings",
+        json.dumps(settings),
+        "--output",
+        str(tmp_path / "out.json"),
+    ]
     env = snakemake_env({"HF_HOME": str(tmp_path / "empty-cache"), "PYTHONPATH": str(REPO)})
     start = time.monotonic()
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     elapsed = time.monotonic() - start
     assert result.returncode == 1
-    assert "EleutherAI/pythia-70m-deduped" in result.stderr and "snakemake --until prefetch" in result.stderr
+    assert (
+        "EleutherAI/pythia-70m-deduped" in result.stderr
+        and "snakemake --until prefetch" in result.stderr
+    )
     assert elapsed < 60, f"took {elapsed:.0f}s"  # SAE Bench's own retries would take minutes
     assert not (tmp_path / "out.json").exists()
 
@@ -141,18 +219,37 @@ def test_gpu_job_without_cache_fails_fast_with_prefetch_hint(tmp_path):
 def test_prefetch_records_files_and_never_the_token(tmp_path):
     hf_home = tmp_path / "hf"
     hub_cache(hf_home, "sweep_standard/trainer_8")
-    plan = {"model": None, "files": [[REPO_ID, "sweep_standard/trainer_8/ae.pt"],
-                                      [REPO_ID, "sweep_standard/trainer_8/config.json"]],
-            "eval_sections": {"sparse_probing": {"dataset_names": ["LabHC/bias_in_bios_class_set1"]}},
-            "local_datasets": {"LabHC/bias_in_bios_class_set1": "somewhere"}, "core_sample": None}
+    plan = {
+        "model": None,
+        "files": [
+            [REPO_ID, "sweep_standard/trainer_8/ae.pt"],
+            [REPO_ID, "sweep_standard/trainer_8/config.json"],
+        ],
+        "eval_sections": {"sparse_probing": {"dataset_names": ["LabHC/bias_in_bios_class_set1"]}},
+        "local_datasets": {"LabHC/bias_in_bios_class_set1": "somewhere"},
+        "core_sample": None,
+    }
     manifest = tmp_path / "prefetch" / "manifest.json"
-    cmd = [sys.executable, "-m", "workflow_scripts.hub_sources", "--plan", json.dumps(plan), "--manifest", str(manifest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "workflow_scripts.hub_sources",
+        "--plan",
+        json.dumps(plan),
+        "--manifest",
+        str(manifest),
+    ]
     token = "hf_secretTOKEN1234567890"
-    env = snakemake_env({"HF_HOME": str(hf_home), **OFFLINE, "HF_TOKEN": token, "PYTHONPATH": str(REPO)})
+    env = snakemake_env(
+        {"HF_HOME": str(hf_home), **OFFLINE, "HF_TOKEN": token, "PYTHONPATH": str(REPO)}
+    )
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads(manifest.read_text())
-    assert [f["filename"] for f in record["files"]] == ["sweep_standard/trainer_8/ae.pt", "sweep_standard/trainer_8/config.json"]
+    assert [f["filename"] for f in record["files"]] == [
+        "sweep_standard/trainer_8/ae.pt",
+        "sweep_standard/trainer_8/config.json",
+    ]
     assert all(f["path"].startswith(str(hf_home)) for f in record["files"])
     assert record["datasets"] == []  # local stand-ins are not fetched
     assert token not in manifest.read_text() + result.stdout + result.stderr

@@ -39,7 +39,9 @@ def test_mp_fast_matches_reference(d_in, d_sae, shape, steps, nonneg):
         assert (fast >= 0).all()
     if steps > d_sae:
         picks_per_token = (ref.reshape(-1, d_sae) != 0).sum(-1)
-        assert (picks_per_token < steps).all()  # repeated picks happened (the test really covers them)
+        assert (
+            picks_per_token < steps
+        ).all()  # repeated picks happened (the test really covers them)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -73,7 +75,9 @@ def test_mp_invariants(nonneg):
         steps_v.append(dz.sum(-1))  # v_t per token
         assert (res[t + 1] <= res[t] + 1e-9).all()  # residual never grows
     v = torch.stack(steps_v)  # (S, N)
-    torch.testing.assert_close(x.norm(dim=-1) ** 2 - res[S] ** 2, (v**2).sum(0), atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(
+        x.norm(dim=-1) ** 2 - res[S] ** 2, (v**2).sum(0), atol=1e-9, rtol=1e-9
+    )
     assert ((codes[S] != 0).sum(-1) <= S).all()
     if nonneg:
         assert (codes[S] >= 0).all()
@@ -170,7 +174,8 @@ def test_ihtp_rank_deficient_support_is_finite_and_min_norm(d_in, L):
     g = torch.Generator().manual_seed(13)
     # 64 atoms living in a 4-dim subspace: every support of > 4 atoms is rank deficient
     W = torch.nn.functional.normalize(
-        torch.randn(64, 4, generator=g, dtype=torch.float64) @ torch.randn(4, d_in, generator=g, dtype=torch.float64),
+        torch.randn(64, 4, generator=g, dtype=torch.float64)
+        @ torch.randn(4, d_in, generator=g, dtype=torch.float64),
         dim=1,
     )
     x = randn(2, L, d_in, seed=14)
@@ -195,8 +200,14 @@ def test_nonneg_mp_stops_adding_when_all_correlations_are_negative():
 def test_bench_script_runs_small_and_ends_with_result_line(capsys):
     from workflow_scripts import bench_variants
 
-    args = "--d-in 16 --d-sae 64 --seqs 3 --seq-len 8 --steps 5 --k 2 --repeats 1 --ref-mp-tokens 8 --ref-ihtp-seqs 2"
+    args = (
+        "--d-in 16 --d-sae 64 --seqs 3 --seq-len 8 --steps 5 --k 2 --repeats 1 "
+        "--ref-mp-tokens 8 --ref-ihtp-seqs 2"
+    )
     out = bench_variants.main(args.split())
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-1] == f"RESULT mp_vs_relu={out['mp_vs_relu']:.3f} ihtp_speedup={out['ihtp_speedup']:.3f}"
+    assert (
+        lines[-1]
+        == f"RESULT mp_vs_relu={out['mp_vs_relu']:.3f} ihtp_speedup={out['ihtp_speedup']:.3f}"
+    )
     assert any("timed on 8 tokens, scaled x3" in line for line in lines)

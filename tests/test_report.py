@@ -43,8 +43,13 @@ def run(tmp_path_factory):
     seed_demo_assets(workdir)
     result = run_snakemake(["--cores", "2", "--configfile", str(config)], workdir, timeout=1200)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    return {"workdir": workdir, "out": workdir / "results", "config": config,
-            "stdout": result.stdout, "output": result.stdout + result.stderr}
+    return {
+        "workdir": workdir,
+        "out": workdir / "results",
+        "config": config,
+        "stdout": result.stdout,
+        "output": result.stdout + result.stderr,
+    }
 
 
 def json_headlines(out, variant):
@@ -58,7 +63,9 @@ def json_headlines(out, variant):
 
 
 def summary_rows(text):
-    rows = [line.strip("|").split("|") for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
+    rows = [
+        line.strip("|").split("|") for line in text.splitlines() if re.match(r"\| \d+ \|", line)
+    ]
     return [[cell.strip().strip("*") for cell in row] for row in rows]
 
 
@@ -73,23 +80,31 @@ def test_summary_has_every_variant_ranked_by_the_rule(run):
     for v in VARIANTS:
         ranks = []
         for h in quality:
-            better = [w for w in VARIANTS if (values[w][h.column] > values[v][h.column]) == h.higher_is_better
-                      and values[w][h.column] != values[v][h.column]]
+            better = [
+                w
+                for w in VARIANTS
+                if (values[w][h.column] > values[v][h.column]) == h.higher_is_better
+                and values[w][h.column] != values[v][h.column]
+            ]
             ranks.append(1 + len(better))
         mean_rank[v] = sum(ranks) / len(ranks)
     expected = sorted(VARIANTS, key=lambda v: (mean_rank[v], values[v]["core.sparsity.l0"], v))
     assert [row[1] for row in rows] == expected
     for row in rows:
-        shown = [float(cell) for cell in row[4:4 + len(headlines)]]
-        assert shown == pytest.approx([values[row[1]][h.column] for h in headlines], rel=2e-3, abs=1e-3)
+        shown = [float(cell) for cell in row[4 : 4 + len(headlines)]]
+        assert shown == pytest.approx(
+            [values[row[1]][h.column] for h in headlines], rel=2e-3, abs=1e-3
+        )
         assert float(row[-1]) == pytest.approx(mean_rank[row[1]], abs=0.01)
     assert "Ranked by mean rank" in text
 
 
 def test_the_run_prints_the_summary_at_the_end(run):
-    stdout = run["stdout"]  # Snakemake logs to stderr; the summary is the run's last words on stdout
+    stdout = run[
+        "stdout"
+    ]  # Snakemake logs to stderr; the summary is the run's last words on stdout
     assert stdout.rstrip().endswith("Summary written to results/merged/summary.md")
-    printed = stdout[stdout.rindex("# SAE Bench comparison"):]
+    printed = stdout[stdout.rindex("# SAE Bench comparison") :]
     assert printed.startswith((run["out"] / "merged" / "summary.md").read_text())
     for variant in VARIANTS:
         assert f"| {variant} |" in printed
@@ -115,8 +130,10 @@ def test_every_plot_is_a_real_png(run):
 
 
 def test_report_is_self_contained_with_every_plot_the_summary_and_the_config(run):
-    result = run_snakemake(["--cores", "1", "--configfile", str(run["config"]), "--report",
-                            "results/report.html"], run["workdir"])
+    result = run_snakemake(
+        ["--cores", "1", "--configfile", str(run["config"]), "--report", "results/report.html"],
+        run["workdir"],
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     html = (run["out"] / "report.html").read_text()
     for name in plot_file_names(EVAL_TYPES):
@@ -126,7 +143,7 @@ def test_report_is_self_contained_with_every_plot_the_summary_and_the_config(run
     assert "Pareto frontier" in html  # a plot caption
     assert "headline_threshold" in html  # the configuration of the run
     assert "summary.html" in html and "metrics.csv" in html
-    assert "<script src=\"http" not in html  # nothing to fetch: self-contained
+    assert '<script src="http' not in html  # nothing to fetch: self-contained
 
 
 def test_saebench_graphing_utils_read_the_results(run):
@@ -140,8 +157,12 @@ def test_saebench_graphing_utils_read_the_results(run):
     assert set(named) == {f"{v}_custom_sae" for v in VARIANTS}
     assert named["baseline_custom_sae"]["sae_class"] == "standard"
     # ... or straight from results/evals/ with a glob
-    direct = graphing_utils.get_eval_results(sorted(str(p) for p in (out / "evals" / "core").glob("*.json")))
-    core = graphing_utils.get_core_results(sorted(str(p) for p in (out / "evals" / "core").glob("*.json")))
+    direct = graphing_utils.get_eval_results(
+        sorted(str(p) for p in (out / "evals" / "core").glob("*.json"))
+    )
+    core = graphing_utils.get_core_results(
+        sorted(str(p) for p in (out / "evals" / "core").glob("*.json"))
+    )
     assert direct["ihtp_k5.json"]["l0"] == pytest.approx(core["ihtp_k5.json"]["l0"])
 
 
@@ -156,11 +177,27 @@ def drop_pair(run, eval_type="core", variant="ihtp_k5"):
 def test_a_missing_pair_is_an_error_naming_it_by_default(run):
     drop_pair(run)
     # aggregation alone (the pair may not be recomputed): Snakemake names the missing pair
-    result = run_snakemake(["--cores", "1", "--configfile", str(run["config"]), "--forcerun", "aggregate",
-                            "--allowed-rules", "aggregate", "plot", "all"], run["workdir"])
+    result = run_snakemake(
+        [
+            "--cores",
+            "1",
+            "--configfile",
+            str(run["config"]),
+            "--forcerun",
+            "aggregate",
+            "--allowed-rules",
+            "aggregate",
+            "plot",
+            "all",
+        ],
+        run["workdir"],
+    )
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "Missing input files for rule aggregate" in output and "results/evals/core/ihtp_k5.json" in output
+    assert (
+        "Missing input files for rule aggregate" in output
+        and "results/evals/core/ihtp_k5.json" in output
+    )
 
 
 def test_allow_missing_marks_the_gap_in_table_plots_and_report(run):
@@ -171,13 +208,19 @@ def test_allow_missing_marks_the_gap_in_table_plots_and_report(run):
     assert result.returncode == 0, output[-3000:]
     assert "rule evaluate" not in output  # the failed pair is not retried, the rest is reused
     table = pd.read_csv(run["out"] / "merged" / "metrics.csv").set_index("variant")
-    assert table.loc["ihtp_k5", "missing"] == "core" and pd.isna(table.loc["ihtp_k5", "core.sparsity.l0"])
+    assert table.loc["ihtp_k5", "missing"] == "core" and pd.isna(
+        table.loc["ihtp_k5", "core.sparsity.l0"]
+    )
     text = (run["out"] / "merged" / "summary.md").read_text()
-    assert "core/ihtp_k5" in text and "missing" in next(r for r in text.splitlines() if "| ihtp_k5 |" in r)
+    assert "core/ihtp_k5" in text and "missing" in next(
+        r for r in text.splitlines() if "| ihtp_k5 |" in r
+    )
     for name in plot_file_names(EVAL_TYPES):
         assert (run["out"] / "plots" / name).stat().st_size > 20_000
-    result = run_snakemake(["--cores", "1", "--configfile", str(config), "--report", "results/report.html"],
-                           run["workdir"])
+    result = run_snakemake(
+        ["--cores", "1", "--configfile", str(config), "--report", "results/report.html"],
+        run["workdir"],
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     html = (run["out"] / "report.html").read_text()
     assert "Missing pairs" in html and "core/ihtp_k5" in html

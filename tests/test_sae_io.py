@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
-
 from sae_bench.custom_saes.jumprelu_sae import JumpReluSAE
 from sae_bench.custom_saes.relu_sae import ReluSAE
 from sae_bench.custom_saes.topk_sae import TopKSAE
+
 from workflow_scripts import sae_io
 from workflow_scripts.sae_io import load_sae, save_sae
 from workflow_scripts.variant_saes import VARIANT_FAMILIES, derive_variant
@@ -25,7 +25,10 @@ def randomise(sae, seed=0):
 
 
 def relu_sae(seed=0):
-    sae = randomise(ReluSAE(D_IN, D_SAE, "tiny-model", 1, "cpu", torch.float32, "blocks.1.hook_resid_post"), seed)
+    sae = randomise(
+        ReluSAE(D_IN, D_SAE, "tiny-model", 1, "cpu", torch.float32, "blocks.1.hook_resid_post"),
+        seed,
+    )
     sae.cfg.architecture = "standard"
     return sae
 

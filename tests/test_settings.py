@@ -3,10 +3,9 @@
 import pytest
 import yaml
 
+from conftest import REPO
 from workflow_scripts.settings import ConfigError, validate_config
 from workflow_scripts.variant_table import build_variant_table
-
-from conftest import REPO
 
 
 def load(name):
@@ -24,12 +23,25 @@ def test_empty_config_gets_every_default():
 
 def test_default_config_matches_original_pipeline_sections():
     config = validate_config(load("config.yaml"))
-    for section in ["model", "baseline_sae", "sae_variants", "comparison_saes", "eval_types",
-                    "core_eval", "sparse_probing", "activation_caching", "visualization",
-                    "random_seed"]:
+    for section in [
+        "model",
+        "baseline_sae",
+        "sae_variants",
+        "comparison_saes",
+        "eval_types",
+        "core_eval",
+        "sparse_probing",
+        "activation_caching",
+        "visualization",
+        "random_seed",
+    ]:
         assert section in load("config.yaml")
     assert [v.id for v in build_variant_table(config)] == [
-        "baseline", "ihtp_k5", "ihtp_k10", "mpsae_s50", "mpsae_s100",
+        "baseline",
+        "ihtp_k5",
+        "ihtp_k10",
+        "mpsae_s50",
+        "mpsae_s100",
         "sae_bench_pythia70m_sweep_topk_ctx128_0730__blocks.4.hook_resid_post__trainer_8",
     ]
 
@@ -58,12 +70,19 @@ def test_comparison_pattern_that_matches_nothing_is_a_config_error():
 
 
 def test_variant_ids_follow_families_and_params():
-    config = validate_config({
-        "comparison_saes": {"enabled": False},
-        "sae_variants": {"ihtp": {"enabled": False}, "mpsae_nonneg": {"enabled": True, "s_values": [7]}},
-    })
+    config = validate_config(
+        {
+            "comparison_saes": {"enabled": False},
+            "sae_variants": {
+                "ihtp": {"enabled": False},
+                "mpsae_nonneg": {"enabled": True, "s_values": [7]},
+            },
+        }
+    )
     table = build_variant_table(config)
     assert [(v.id, v.family, v.param) for v in table] == [
-        ("baseline", "baseline", None), ("mpsae_s50", "mpsae", 50), ("mpsae_s100", "mpsae", 100),
+        ("baseline", "baseline", None),
+        ("mpsae_s50", "mpsae", 50),
+        ("mpsae_s100", "mpsae", 100),
         ("mpsae_nonneg_s7", "mpsae_nonneg", 7),
     ]

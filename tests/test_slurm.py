@@ -49,8 +49,11 @@ SMALL = yaml.safe_load((OVERLAY / "demo_small.yaml").read_text())
 VARIANTS = ["baseline"] + [f"ihtp_k{k}" for k in SMALL["sae_variants"]["ihtp"]["k_values"]]
 EVAL_TYPES = [e for e, on in SMALL["eval_types"].items() if on]
 # ... and every other eval type off, whatever config.yaml and demo.yaml enable
-SMALL["eval_types"] = {e: e in EVAL_TYPES for c in ("config.yaml", "demo.yaml")
-                       for e in yaml.safe_load((REPO / "config" / c).read_text())["eval_types"]}
+SMALL["eval_types"] = {
+    e: e in EVAL_TYPES
+    for c in ("config.yaml", "demo.yaml")
+    for e in yaml.safe_load((REPO / "config" / c).read_text())["eval_types"]
+}
 PAIRS = {f"{e}_{v}": (e, v) for e in EVAL_TYPES for v in VARIANTS}  # sbatch comment -> pair
 SLURM_RULES = {"build_demo_assets", "derive_sae", "evaluate"}  # the rest are localrules
 RUN_TIMEOUT = 600  # seconds, hard: `timeout -s INT` (Ctrl-C: Snakemake scancels its jobs)
@@ -71,8 +74,21 @@ def test_cluster_is_stopped_by_pid_even_when_a_test_fails():
                 seen["pids"] = {name: child.pid for name, child in cluster._children.items()}
                 seen["scratch"] = cluster.scratch
                 # a job still running at the stop: its step daemon must go too
-                subprocess.run(["sbatch", "-p", "gputest", "--gpus=1", "-o", "/dev/null", "--wrap", "sleep 300"],
-                               check=True, capture_output=True, timeout=30)
+                subprocess.run(
+                    [
+                        "sbatch",
+                        "-p",
+                        "gputest",
+                        "--gpus=1",
+                        "-o",
+                        "/dev/null",
+                        "--wrap",
+                        "sleep 300",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
+                )
                 deadline = time.monotonic() + 30
                 while not cluster._stray_stepds() and time.monotonic() < deadline:
                     time.sleep(0.5)
@@ -82,7 +98,10 @@ def test_cluster_is_stopped_by_pid_even_when_a_test_fails():
         pytest.skip(f"no SLURM test cluster here: {error}")
     assert set(seen["pids"]) == {"munged", "slurmctld", "slurmd"} and seen["stepds"]
     for pid in [*seen["pids"].values(), *seen["stepds"]]:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
     assert not seen["scratch"].exists()
     assert (conf.read_bytes() if conf.exists() else None) == before
 
@@ -108,7 +127,10 @@ def overlay(tmp_path_factory, cluster):
     folder = tmp_path_factory.mktemp("overlay")
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     settings = yaml.safe_load((OVERLAY / "config.yaml").read_text())
-    settings["default-resources"] = {**profile["default-resources"], "slurm_partition": cluster.partition}
+    settings["default-resources"] = {
+        **profile["default-resources"],
+        "slurm_partition": cluster.partition,
+    }
     (folder / "config.yaml").write_text(yaml.safe_dump(settings))
     return folder
 
@@ -139,8 +161,22 @@ def start_snakemake(workdir: Path, args: list[str], timeout: int = RUN_TIMEOUT) 
         (workdir / "config").symlink_to(REPO / "config")
     env = snakemake_env()
     env.pop("CUDA_VISIBLE_DEVICES", None)  # --export=ALL would hand it to every sbatch job
-    cmd = ["timeout", "-s", "INT", "-k", "60", str(timeout), sys.executable, "-m", "snakemake",
-           "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    cmd = [
+        "timeout",
+        "-s",
+        "INT",
+        "-k",
+        "60",
+        str(timeout),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     log = workdir / "snakemake.out"
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -148,14 +184,25 @@ def start_snakemake(workdir: Path, args: list[str], timeout: int = RUN_TIMEOUT) 
 
 
 def start_slurm_run(workdir: Path, config_file: Path, overlay: Path) -> dict:
-    return start_snakemake(workdir, ["--profile", str(REPO / "profiles" / "slurm"),
-                                     "--profile", str(overlay), "--configfile", str(config_file)])
+    return start_snakemake(
+        workdir,
+        [
+            "--profile",
+            str(REPO / "profiles" / "slurm"),
+            "--profile",
+            str(overlay),
+            "--configfile",
+            str(config_file),
+        ],
+    )
 
 
 def finish(run: dict) -> dict:
     rc = run["proc"].wait(timeout=run["timeout"] + 120)
     output = run["log"].read_text(errors="replace")
-    seconds = run["log"].stat().st_mtime - run["start"]  # its last output: it may have ended earlier
+    seconds = (
+        run["log"].stat().st_mtime - run["start"]
+    )  # its last output: it may have ended earlier
     print(f"{run['workdir'].name}: rc {rc} after {seconds:.0f} s")
     uuid = re.search(r"SLURM run ID: (\S+)", output)
     return {**run, "rc": rc, "output": output, "seconds": seconds, "uuid": uuid and uuid.group(1)}
@@ -177,10 +224,16 @@ def run_jobs(cluster: SlurmCluster, result: dict) -> list[dict]:
     for job in jobs:
         comment = job.get("Comment", "")
         rule, _, wildcards = comment.removeprefix("rule_").partition("_wildcards_")
-        job.update(rule=rule, wildcards=wildcards, pair=PAIRS.get(wildcards) if rule == "evaluate" else None)
+        job.update(
+            rule=rule,
+            wildcards=wildcards,
+            pair=PAIRS.get(wildcards) if rule == "evaluate" else None,
+        )
         log = Path(job.get("StdOut", ""))
         job["log"] = log.read_text(errors="replace") if log.is_file() else ""
-        job["devices"] = re.findall(r"\[slurm-task\] job=\d+ step=\S+ CUDA_VISIBLE_DEVICES=(\S+)", job["log"])
+        job["devices"] = re.findall(
+            r"\[slurm-task\] job=\d+ step=\S+ CUDA_VISIBLE_DEVICES=(\S+)", job["log"]
+        )
     return jobs
 
 
@@ -190,8 +243,11 @@ def slurm_failure(result: dict, cluster: SlurmCluster) -> str:
 
 def results_files(workdir: Path) -> set[str]:
     out = workdir / "results"
-    return {str(p.relative_to(out)) for p in out.rglob("*")
-            if p.is_file() and not p.relative_to(out).parts[0] in ("artifacts", "prefetch")}
+    return {
+        str(p.relative_to(out))
+        for p in out.rglob("*")
+        if p.is_file() and p.relative_to(out).parts[0] not in ("artifacts", "prefetch")
+    }
 
 
 def assert_same_json(a, b, where=""):
@@ -205,7 +261,9 @@ def assert_same_json(a, b, where=""):
         for i, (x, y) in enumerate(zip(a, b)):
             assert_same_json(x, y, f"{where}[{i}]")
     elif isinstance(a, float) or isinstance(b, float):
-        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=REL_TOL, abs=1e-7), where
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=REL_TOL, abs=1e-7), (
+            where
+        )
     else:
         assert a == b, where
 
@@ -213,14 +271,26 @@ def assert_same_json(a, b, where=""):
 def assert_same_results(workdir: Path, reference: Path, pairs=None):
     for variant in VARIANTS:
         for name in ("sae.safetensors", "config.json"):
-            assert ((workdir / "results" / "saes" / variant / name).read_bytes()
-                    == (reference / "results" / "saes" / variant / name).read_bytes()), (variant, name)
+            assert (workdir / "results" / "saes" / variant / name).read_bytes() == (
+                reference / "results" / "saes" / variant / name
+            ).read_bytes(), (variant, name)
     for eval_type, variant in pairs or PAIRS.values():
         path = Path("results") / "evals" / eval_type / f"{variant}.json"
-        assert_same_json(json.loads((workdir / path).read_text()), json.loads((reference / path).read_text()),
-                         str(path))
-    mine = pd.read_csv(workdir / "results" / "merged" / "metrics.csv").set_index("variant").sort_index()
-    theirs = pd.read_csv(reference / "results" / "merged" / "metrics.csv").set_index("variant").sort_index()
+        assert_same_json(
+            json.loads((workdir / path).read_text()),
+            json.loads((reference / path).read_text()),
+            str(path),
+        )
+    mine = (
+        pd.read_csv(workdir / "results" / "merged" / "metrics.csv")
+        .set_index("variant")
+        .sort_index()
+    )
+    theirs = (
+        pd.read_csv(reference / "results" / "merged" / "metrics.csv")
+        .set_index("variant")
+        .sort_index()
+    )
     pd.testing.assert_frame_equal(mine, theirs, rtol=REL_TOL, check_exact=False)
 
 
@@ -239,14 +309,20 @@ def test_profile_run_ends_by_itself(runs, cluster):
 def test_one_sbatch_job_per_pair(runs):
     jobs = runs["jobs"]
     evals = [j for j in jobs if j["rule"] == "evaluate"]
-    assert sorted(j["pair"] for j in evals) == sorted(PAIRS.values()), [j.get("Comment") for j in jobs]
+    assert sorted(j["pair"] for j in evals) == sorted(PAIRS.values()), [
+        j.get("Comment") for j in jobs
+    ]
     assert all(j["JobState"] == "COMPLETED" and j["ExitCode"] == "0:0" for j in jobs), jobs
     # the demo builder and the derived SAE were sbatch jobs too; localrules never reached SLURM
     assert {j["rule"] for j in jobs} == SLURM_RULES
     assert sorted(j["wildcards"] for j in jobs if j["rule"] == "derive_sae") == VARIANTS[1:]
     # and the executor kept one sbatch log per pair
     for wildcards in PAIRS:
-        logs = list((runs["slurm"]["workdir"] / ".snakemake" / "slurm_logs" / "rule_evaluate" / wildcards).glob("*.log"))
+        logs = list(
+            (
+                runs["slurm"]["workdir"] / ".snakemake" / "slurm_logs" / "rule_evaluate" / wildcards
+            ).glob("*.log")
+        )
         assert len(logs) == 1, (wildcards, logs)
 
 
@@ -266,10 +342,14 @@ def test_each_evaluation_job_got_one_gpu_and_nothing_else_did(runs):
             assert f"CUDA_VISIBLE_DEVICES={device}\n" in own_log, own_log[:2000]
             evals.append((timestamp(job["StartTime"]), timestamp(job["EndTime"]), device))
         else:
-            assert "gpu" not in job.get("TresPerJob", "") + job.get("JOB_GRES", "") + job["TRES"], job
+            assert "gpu" not in job.get("TresPerJob", "") + job.get("JOB_GRES", "") + job["TRES"], (
+                job
+            )
             assert job["devices"] == ["<unset>", "<unset>"], (job["rule"], job["log"])
     # evaluation jobs that ran at the same time had different GPUs (two at once on 2 CPUs)
-    overlapping = [(a, b) for i, a in enumerate(evals) for b in evals[i + 1:] if a[0] < b[1] and b[0] < a[1]]
+    overlapping = [
+        (a, b) for i, a in enumerate(evals) for b in evals[i + 1 :] if a[0] < b[1] and b[0] < a[1]
+    ]
     print(f"evaluation jobs (start, end, GPU): {sorted(evals)}")
     assert all(a[2] != b[2] for a, b in overlapping), evals
 
@@ -297,8 +377,10 @@ def cancelled_run(runs, cluster, config_file, overlay, tmp_path_factory):
     for eval_type, variant in PAIRS.values():
         if variant not in RERUN:
             (workdir / "results" / "evals" / eval_type).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(first / "results" / "evals" / eval_type / f"{variant}.json",
-                         workdir / "results" / "evals" / eval_type / f"{variant}.json")
+            shutil.copy2(
+                first / "results" / "evals" / eval_type / f"{variant}.json",
+                workdir / "results" / "evals" / eval_type / f"{variant}.json",
+            )
     run = start_slurm_run(workdir, config_file, overlay)
     victim = None
     try:
@@ -313,16 +395,23 @@ def cancelled_run(runs, cluster, config_file, overlay, tmp_path_factory):
                 # SAE Bench is at work once the SAE is loaded and the private work folder exists
                 if "[evaluate]" in (log.read_text(errors="replace") if log.exists() else ""):
                     subprocess.run(["scancel", job["JobId"]], check=True, timeout=30)
-                    victim = {"pair": (eval_type, variant), "job_id": job["JobId"],
-                              "at": time.time() - run["start"]}
+                    victim = {
+                        "pair": (eval_type, variant),
+                        "job_id": job["JobId"],
+                        "at": time.time() - run["start"],
+                    }
                     break
             time.sleep(1)
         result = finish(run)
     finally:
         stop(run)
     print(f"cancelled {victim}")
-    return {**result, "victim": victim, "config_file": config_file,
-            "jobs": run_jobs(cluster, result) if result["uuid"] else []}
+    return {
+        **result,
+        "victim": victim,
+        "config_file": config_file,
+        "jobs": run_jobs(cluster, result) if result["uuid"] else [],
+    }
 
 
 def test_cancelled_evaluation_is_retried_and_completes(cancelled_run, cluster):
@@ -331,7 +420,9 @@ def test_cancelled_evaluation_is_retried_and_completes(cancelled_run, cluster):
     assert run["rc"] == 0, slurm_failure(run, cluster)
     evals = [j for j in run["jobs"] if j["rule"] == "evaluate"]
     assert {j["rule"] for j in run["jobs"]} == {"evaluate"}  # nothing else was redone
-    by_pair = {pair: [j for j in evals if j["pair"] == pair] for pair in PAIRS.values() if pair[1] in RERUN}
+    by_pair = {
+        pair: [j for j in evals if j["pair"] == pair] for pair in PAIRS.values() if pair[1] in RERUN
+    }
     assert len(evals) == len(by_pair) + 1
     victim_jobs = sorted(by_pair.pop(run["victim"]["pair"]), key=lambda j: int(j["JobId"]))
     # the cancelled job, then its resubmission with the attempt-scaled memory
@@ -339,7 +430,9 @@ def test_cancelled_evaluation_is_retried_and_completes(cancelled_run, cluster):
     assert victim_jobs[0]["JobId"] == run["victim"]["job_id"]
     memory = [int(re.search(r"mem=(\d+)M", j["TRES"]).group(1)) for j in victim_jobs]
     assert memory[1] == 2 * memory[0], memory
-    assert all(len(jobs) == 1 and jobs[0]["JobState"] == "COMPLETED" for jobs in by_pair.values()), by_pair
+    assert all(
+        len(jobs) == 1 and jobs[0]["JobState"] == "COMPLETED" for jobs in by_pair.values()
+    ), by_pair
     assert f"SLURM-job '{run['victim']['job_id']}' failed" in run["output"]
     assert "Trying to restart job" in run["output"]
 
@@ -351,14 +444,32 @@ def test_cancelled_run_lost_nothing_and_left_nothing_partial(cancelled_run, runs
     # no private SAE Bench work folder, no stray file next to the results, nothing incomplete
     evals = workdir / "results" / "evals"
     assert sorted(str(p.relative_to(evals)) for p in evals.rglob("*")) == sorted(
-        [*EVAL_TYPES, *(f"{e}/{v}.json" for e, v in PAIRS.values())])
+        [*EVAL_TYPES, *(f"{e}/{v}.json" for e, v in PAIRS.values())]
+    )
     incomplete = workdir / ".snakemake" / "incomplete"
     assert not incomplete.exists() or not any(incomplete.iterdir())
     # the retried pair has the same numbers as the undisturbed runs
     assert_same_results(workdir, runs["local"]["workdir"])
     # and Snakemake agrees that nothing is left to do
     dry = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "-n", "--configfile", str(cancelled_run["config_file"])],
-        capture_output=True, text=True, timeout=300, cwd=workdir, env=snakemake_env())
-    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "-n",
+            "--configfile",
+            str(cancelled_run["config_file"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+        env=snakemake_env(),
+    )
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[
+        -3000:
+    ]

@@ -1,11 +1,11 @@
 """The variant SAEs: construction from a baseline, encoding, registry, SAE Bench's own checks."""
 
 import pytest
+import sae_bench.custom_saes.base_sae as base_sae_module
 import torch
+from sae_bench.custom_saes.relu_sae import ReluSAE
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-import sae_bench.custom_saes.base_sae as base_sae_module
-from sae_bench.custom_saes.relu_sae import ReluSAE
 from workflow_scripts import pursuit as P
 from workflow_scripts.variant_saes import (
     IHTPSAE,
@@ -66,11 +66,17 @@ def test_encode_uses_the_decoder_on_centred_input():
     base = relu_sae(seed=1)
     x = torch.randn(3, 10, D_IN, generator=torch.Generator().manual_seed(2))
     xc = x - base.b_dec
-    mp, nn_mp, ih = (derive_variant(f, p, base) for f, p in (("mpsae", 9), ("mpsae_nonneg", 9), ("ihtp", 2)))
-    torch.testing.assert_close(mp.encode(x), P.matching_pursuit_reference(xc, base.W_dec, 9), atol=1e-4, rtol=0)
+    mp, nn_mp, ih = (
+        derive_variant(f, p, base) for f, p in (("mpsae", 9), ("mpsae_nonneg", 9), ("ihtp", 2))
+    )
+    torch.testing.assert_close(
+        mp.encode(x), P.matching_pursuit_reference(xc, base.W_dec, 9), atol=1e-4, rtol=0
+    )
     z = nn_mp.encode(x)
     assert (z >= 0).all()
-    torch.testing.assert_close(z, P.matching_pursuit_reference(xc, base.W_dec, 9, nonneg=True), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        z, P.matching_pursuit_reference(xc, base.W_dec, 9, nonneg=True), atol=1e-4, rtol=0
+    )
     zi = ih.encode(x)
     ref = P.ihtp_reference(xc, base.W_dec, 2)
     assert ((zi - ref) @ base.W_dec).norm() < 1e-4 * (ref @ base.W_dec).norm()
@@ -105,7 +111,15 @@ def test_gram_cache_follows_decoder_changes():
 
 def tiny_model():
     cfg = HookedTransformerConfig(
-        n_layers=2, d_model=D_IN, n_ctx=256, d_head=4, n_heads=4, d_vocab=128, act_fn="relu", d_mlp=32, seed=0
+        n_layers=2,
+        d_model=D_IN,
+        n_ctx=256,
+        d_head=4,
+        n_heads=4,
+        d_vocab=128,
+        act_fn="relu",
+        d_mlp=32,
+        seed=0,
     )
     return HookedTransformer(cfg)
 
@@ -139,7 +153,9 @@ def test_sae_bench_test_sae_on_tiny_local_model(family, param, monkeypatch):
     assert requested == ["tiny-model"]
 
     # the same on real cached activations, explicitly
-    _, cache = CharTokenModel(model).run_with_cache("hello tiny world", names_filter=[sae.cfg.hook_name])
+    _, cache = CharTokenModel(model).run_with_cache(
+        "hello tiny world", names_filter=[sae.cfg.hook_name]
+    )
     acts = cache[sae.cfg.hook_name]  # (1, L, d_in)
     z = sae.encode(acts)
     assert z.shape == (*acts.shape[:2], D_SAE)

@@ -61,8 +61,13 @@ def read_pair(path: Path) -> dict | None:
     return result if isinstance(result, dict) and result.get("eval_result_metrics") else None
 
 
-def merge(variants: list[dict], saes_dir: Path, evals_dir: Path, eval_types: list[str],
-          allow_missing: bool = False) -> pd.DataFrame:
+def merge(
+    variants: list[dict],
+    saes_dir: Path,
+    evals_dir: Path,
+    eval_types: list[str],
+    allow_missing: bool = False,
+) -> pd.DataFrame:
     """One row per variant. A missing pair raises MissingPairError naming it, unless
     `allow_missing`: then its metrics are NaN, the `missing` column lists its eval types and
     `table.attrs["missing"]` holds the (eval_type, variant) pairs."""
@@ -79,7 +84,8 @@ def merge(variants: list[dict], saes_dir: Path, evals_dir: Path, eval_types: lis
                     raise MissingPairError(
                         f"pair ({eval_type}, {variant['id']}): {path} {state}; rerun its job "
                         f"(logs/evaluate/{eval_type}/{variant['id']}.log has the cause), or set "
-                        "allow_missing: true to aggregate without it")
+                        "allow_missing: true to aggregate without it"
+                    )
                 gaps.append(eval_type)
                 missing.append((eval_type, variant["id"]))
                 continue
@@ -102,11 +108,18 @@ def missing_headlines(table: pd.DataFrame, headlines) -> list[str]:
         if h.column in table or not any(c.startswith(f"{h.eval_type}.") for c in table.columns):
             continue
         group = h.key.split(".")[0]
-        known = sorted(c.split(".", 2)[2] for c in table.columns if c.startswith(f"{h.eval_type}.{group}."))
-        hint = (" (visualization.headline_threshold must be one of the eval's n_values)"
-                if "threshold_" in h.key else "")
-        problems.append(f"headline metric {h.column} is not in SAE Bench's {h.eval_type} results{hint}; "
-                        f"{group} has: {', '.join(known[:12]) or 'nothing'}")
+        known = sorted(
+            c.split(".", 2)[2] for c in table.columns if c.startswith(f"{h.eval_type}.{group}.")
+        )
+        hint = (
+            " (visualization.headline_threshold must be one of the eval's n_values)"
+            if "threshold_" in h.key
+            else ""
+        )
+        problems.append(
+            f"headline metric {h.column} is not in SAE Bench's {h.eval_type} results{hint}; "
+            f"{group} has: {', '.join(known[:12]) or 'nothing'}"
+        )
     return problems
 
 
@@ -118,7 +131,9 @@ def ensure_columns(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return table
 
 
-def link_saebench_names(table: pd.DataFrame, evals_dir: Path, out_dir: Path, eval_types: list[str]) -> list[Path]:
+def link_saebench_names(
+    table: pd.DataFrame, evals_dir: Path, out_dir: Path, eval_types: list[str]
+) -> list[Path]:
     """`out_dir/<eval_type>/<variant>_custom_sae_eval_results.json`, relative links to the pair
     JSONs: the names SAE Bench itself gives custom SAEs' results, for its tools that find files by
     name (graphing_utils.find_eval_results_files). Links to pairs no longer configured go."""
@@ -155,7 +170,9 @@ def write_outputs(table: pd.DataFrame, args) -> None:
     if args.json:
         args.json.write_text(table.to_json(orient="records", indent=2))
     if args.summary_md:
-        args.summary_md.write_text(summary.markdown(table, headlines, missing, args.threshold, args.eval_types))
+        args.summary_md.write_text(
+            summary.markdown(table, headlines, missing, args.threshold, args.eval_types)
+        )
     if args.summary_rst or args.summary_html:
         text = summary.rst(table, headlines, missing, args.threshold, args.eval_types)
         if args.summary_rst:
@@ -165,7 +182,8 @@ def write_outputs(table: pd.DataFrame, args) -> None:
     if args.config_dump:
         args.config_dump.write_text(
             "# The validated configuration of this run (every default filled in)\n"
-            + yaml.safe_dump(json.loads(args.config), sort_keys=False))
+            + yaml.safe_dump(json.loads(args.config), sort_keys=False)
+        )
     if args.saebench_dir:
         link_saebench_names(table, args.evals_dir, args.saebench_dir, args.eval_types)
 
@@ -178,21 +196,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evals-dir", required=True, type=Path)
     parser.add_argument("--csv", required=True, type=Path)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--allow-missing", action="store_true",
-                        help="mark a missing pair in the table instead of failing")
-    parser.add_argument("--threshold", type=int, default=summary.DEFAULT_THRESHOLD,
-                        help="SCR/TPP headline: number of ablated latents")
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="mark a missing pair in the table instead of failing",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=int,
+        default=summary.DEFAULT_THRESHOLD,
+        help="SCR/TPP headline: number of ablated latents",
+    )
     parser.add_argument("--summary-md", type=Path)
     parser.add_argument("--summary-rst", type=Path)
     parser.add_argument("--summary-html", type=Path)
     parser.add_argument("--config", default="{}", help="JSON of the run's configuration")
     parser.add_argument("--config-dump", type=Path, help="write --config here as YAML")
-    parser.add_argument("--saebench-dir", type=Path,
-                        help="folder for links under SAE Bench's own file names")
+    parser.add_argument(
+        "--saebench-dir", type=Path, help="folder for links under SAE Bench's own file names"
+    )
     args = parser.parse_args(argv)
     try:
-        table = merge(json.loads(args.variants), args.saes_dir, args.evals_dir, args.eval_types,
-                      allow_missing=args.allow_missing)
+        table = merge(
+            json.loads(args.variants),
+            args.saes_dir,
+            args.evals_dir,
+            args.eval_types,
+            allow_missing=args.allow_missing,
+        )
     except MissingPairError as error:
         print(f"aggregate: {error}", file=sys.stderr)
         return 1
@@ -203,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(table, args)
     print(table.to_string(index=False, max_cols=12))
     if table.attrs["missing"]:
-        print("missing pairs (allow_missing): " + ", ".join(f"{e}/{v}" for e, v in table.attrs["missing"]))
+        print(
+            "missing pairs (allow_missing): "
+            + ", ".join(f"{e}/{v}" for e, v in table.attrs["missing"])
+        )
     return 0
 
 

@@ -15,8 +15,8 @@ import fcntl
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 COMPLETE = ".complete"
 

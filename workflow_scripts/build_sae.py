@@ -42,7 +42,8 @@ def build(variant: dict, model_name: str, output: Path, base: Path | None = None
         if source.get("conversion_func") != "dictionary_learning_1":
             raise ValueError(
                 f"comparison SAE {variant['id']}: release {source['release']} uses conversion "
-                f"{source.get('conversion_func')!r}; only dictionary_learning releases are supported"
+                f"{source.get('conversion_func')!r}; only dictionary_learning releases are "
+                "supported"
             )
         ae, config = fetch_checkpoint(source["repo_id"], f"{source['path']}/ae.pt")
         layer = json.loads(Path(config).read_text())["trainer"]["layer"]
@@ -55,8 +56,12 @@ def build(variant: dict, model_name: str, output: Path, base: Path | None = None
             raise ValueError(f"variant {variant['id']} is derived: --base is required")
         sae = derive_variant(family, variant["param"], sae_io.load_sae(base))
         metadata = {"derived_from": str(base)}
-    metadata.update(variant=variant["id"], family=family, param_name=variant.get("param_name"),
-                    param=variant.get("param"))
+    metadata.update(
+        variant=variant["id"],
+        family=family,
+        param_name=variant.get("param_name"),
+        param=variant.get("param"),
+    )
     sae_io.save_sae(sae, output, metadata=metadata)
     return sae
 
@@ -69,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", type=Path, help="baseline SAE folder (derived variants)")
     args = parser.parse_args(argv)
     sae = build(json.loads(args.variant), args.model_name, args.output, args.base)
-    print(f"[build_sae] wrote {args.output} ({sae.cfg.architecture}, d_in={sae.cfg.d_in}, "
-          f"d_sae={sae.cfg.d_sae})")
+    print(
+        f"[build_sae] wrote {args.output} ({sae.cfg.architecture}, d_in={sae.cfg.d_in}, "
+        f"d_sae={sae.cfg.d_sae})"
+    )
     return 0
 
 

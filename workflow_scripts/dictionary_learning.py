@@ -63,9 +63,13 @@ def read_config(config_path: Path) -> dict:
         for key in ("trainer_class", "layer", "lm_name"):
             trainer[key]
     except FileNotFoundError:
-        raise CheckpointError(f"{config_path}: missing (every ae.pt needs its config.json)") from None
+        raise CheckpointError(
+            f"{config_path}: missing (every ae.pt needs its config.json)"
+        ) from None
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{config_path}: not a dictionary_learning config ({error!r})") from None
+        raise CheckpointError(
+            f"{config_path}: not a dictionary_learning config ({error!r})"
+        ) from None
     return config
 
 
@@ -106,10 +110,12 @@ def load_dictionary_learning_sae(
             f"{config_path}: trained on layer {trainer['layer']}, but the config asks for "
             f"hook_layer {hook_layer}"
         )
-    # TransformerLens names are often shortened (pythia-70m-deduped vs EleutherAI/pythia-70m-deduped)
+    # TransformerLens names are often shortened
+    # (pythia-70m-deduped vs EleutherAI/pythia-70m-deduped)
     if model_name not in trainer["lm_name"]:
         raise CheckpointError(
-            f"{config_path}: trained on {trainer['lm_name']!r}, but the config's model is {model_name!r}"
+            f"{config_path}: trained on {trainer['lm_name']!r}, but the config's model is "
+            f"{model_name!r}"
         )
 
     layout, architecture = TRAINER_CLASSES[trainer_class]
@@ -121,7 +127,10 @@ def load_dictionary_learning_sae(
             f"{ae_path}: missing keys {missing} for a {trainer_class} checkpoint "
             f"(found {sorted(state)})"
         )
-    params = {new: (state[old].T if transpose else state[old]) for old, (new, transpose) in key_map.items()}
+    params = {
+        new: (state[old].T if transpose else state[old])
+        for old, (new, transpose) in key_map.items()
+    }
     d_sae, d_in = params["W_dec"].shape
     expected = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "b_dec": (d_in,)}
     if layout == "jumprelu":
@@ -133,8 +142,14 @@ def load_dictionary_learning_sae(
                 f"from the decoder's ({d_sae}, {d_in})"
             )
 
-    common = dict(d_in=d_in, d_sae=d_sae, model_name=model_name, hook_layer=int(hook_layer),
-                  device=device, dtype=dtype)
+    common = dict(
+        d_in=d_in,
+        d_sae=d_sae,
+        model_name=model_name,
+        hook_layer=int(hook_layer),
+        device=device,
+        dtype=dtype,
+    )
     if layout == "relu":
         sae = ReluSAE(**common)
     elif layout == "topk":

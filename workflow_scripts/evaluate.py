@@ -60,8 +60,10 @@ def _cache_settings(settings: dict, sae) -> dict:
         "model": model["name"],
         "local_model": model.get("local_dir"),
         "local_model_files": _local_files_digest(model.get("local_dir")),
-        "local_dataset_files": {name: _local_files_digest(folder)
-                                for name, folder in sorted(settings["local_datasets"].items())},
+        "local_dataset_files": {
+            name: _local_files_digest(folder)
+            for name, folder in sorted(settings["local_datasets"].items())
+        },
         "dtype": model["torch_dtype"],
         "hook": sae.cfg.hook_name,
         "section": settings["section_values"],
@@ -70,8 +72,9 @@ def _cache_settings(settings: dict, sae) -> dict:
     }
 
 
-def evaluate(eval_type: str, sae_dir: Path, variant: str, settings: dict, output: Path,
-             artifacts_root: Path) -> Path:
+def evaluate(
+    eval_type: str, sae_dir: Path, variant: str, settings: dict, output: Path, artifacts_root: Path
+) -> Path:
     if settings.get("offline"):
         os.environ.update(OFFLINE_VARIABLES)
     import torch
@@ -83,12 +86,17 @@ def evaluate(eval_type: str, sae_dir: Path, variant: str, settings: dict, output
     entry = REGISTRY[eval_type]
     if settings.get("offline"):
         # SAE Bench retries a missing model for minutes; find out in seconds instead.
-        hub_datasets = hub_sources.eval_datasets({
-            "eval_sections": {eval_type: settings["section_values"]},
-            "local_datasets": settings["local_datasets"]})
+        hub_datasets = hub_sources.eval_datasets(
+            {
+                "eval_sections": {eval_type: settings["section_values"]},
+                "local_datasets": settings["local_datasets"],
+            }
+        )
         hub_sources.check_cached({**settings, "hub_datasets": hub_datasets})
     model = settings["model"]
-    sae = sae_io.load_sae(sae_dir, device=model["device"], dtype=getattr(torch, model["torch_dtype"]))
+    sae = sae_io.load_sae(
+        sae_dir, device=model["device"], dtype=getattr(torch, model["torch_dtype"])
+    )
     output = Path(output)
     work_dir = output.parent / f".{output.stem}.work"
     shutil.rmtree(work_dir, ignore_errors=True)
@@ -98,10 +106,15 @@ def evaluate(eval_type: str, sae_dir: Path, variant: str, settings: dict, output
             stack.enter_context(_sources(settings))
             artifacts = None
             if entry.shares_llm_cache and settings["save_activations"]:
-                folder = artifact_cache.cache_folder(artifacts_root, eval_type, _cache_settings(settings, sae))
+                folder = artifact_cache.cache_folder(
+                    artifacts_root, eval_type, _cache_settings(settings, sae)
+                )
                 artifacts = stack.enter_context(artifact_cache.shared_cache(folder))
-            print(f"[evaluate] {eval_type} on {variant} ({sae.cfg.architecture}, d_sae={sae.cfg.d_sae})",
-                  flush=True)
+            print(
+                f"[evaluate] {eval_type} on {variant} "
+                f"({sae.cfg.architecture}, d_sae={sae.cfg.d_sae})",
+                flush=True,
+            )
             entry.run(EvalJob(eval_type, sae, variant, settings, work_dir, artifacts))
         results = sorted(work_dir.rglob("*_eval_results.json"))
         if len(results) != 1:
@@ -126,15 +139,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", required=True, help="JSON from evals.registry.job_settings")
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--artifacts-root", type=Path, default=Path("results/artifacts"))
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads for torch (the job's share; 0 keeps torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch (the job's share; 0 keeps torch's default)",
+    )
     args = parser.parse_args(argv)
-    print(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}", flush=True)  # GPU granted to this job
+    print(
+        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}", flush=True
+    )  # GPU granted to this job
     from workflow_scripts.hub_sources import NotCachedError
 
     try:
-        evaluate(args.eval_type, args.sae_dir, args.variant, json.loads(args.settings),
-                 args.output, args.artifacts_root)
+        evaluate(
+            args.eval_type,
+            args.sae_dir,
+            args.variant,
+            json.loads(args.settings),
+            args.output,
+            args.artifacts_root,
+        )
     except (NoResultError, NotCachedError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1

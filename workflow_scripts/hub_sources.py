@@ -90,7 +90,11 @@ def prefetch(plan: dict, manifest: Path) -> dict:
     from huggingface_hub import hf_hub_download, snapshot_download
     from transformers import AutoTokenizer
 
-    record = {"hf_home": os.environ.get("HF_HOME", "~/.cache/huggingface"), "files": [], "datasets": []}
+    record = {
+        "hf_home": os.environ.get("HF_HOME", "~/.cache/huggingface"),
+        "files": [],
+        "datasets": [],
+    }
     tokenizer = None
     if plan["model"]:
         repo = official_model_name(plan["model"])
@@ -101,8 +105,13 @@ def prefetch(plan: dict, manifest: Path) -> dict:
         record["model"] = repo
     for repo_id, filename in plan["files"]:
         print(f"[prefetch] {repo_id}/{filename}", flush=True)
-        record["files"].append({"repo_id": repo_id, "filename": filename,
-                                "path": hf_hub_download(repo_id=repo_id, filename=filename)})
+        record["files"].append(
+            {
+                "repo_id": repo_id,
+                "filename": filename,
+                "path": hf_hub_download(repo_id=repo_id, filename=filename),
+            }
+        )
     for name in eval_datasets(plan):
         print(f"[prefetch] dataset {name}", flush=True)
         load_dataset(name)  # fills the datasets cache that offline jobs read
@@ -110,7 +119,9 @@ def prefetch(plan: dict, manifest: Path) -> dict:
     core = plan.get("core_sample")
     if core:
         if tokenizer is None:
-            raise ValueError("a core dataset sample needs the model's tokenizer (model.local_dir is set)")
+            raise ValueError(
+                "a core dataset sample needs the model's tokenizer (model.local_dir is set)"
+            )
         tokens = sample_stream(core["dataset"], tokenizer, core["tokens"], Path(core["folder"]))
         record["core_sample"] = {**core, "tokens_written": tokens}
     manifest.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +130,8 @@ def prefetch(plan: dict, manifest: Path) -> dict:
 
 
 def check_cached(settings: dict) -> None:
-    """In an offline job: fail in seconds, with the prefetch hint, when the cache lacks something."""
+    """In an offline job: fail in seconds, with the prefetch hint, when the cache lacks
+    something."""
     model = settings["model"]
     missing = []
     if not model.get("local_dir"):
@@ -172,17 +184,24 @@ def prefetch_plan(config: dict, variants: list, out_dir: str) -> dict:
     for variant in variants:
         source = variant.source
         if variant.family == "baseline" and not source.get("local_dir"):
-            files += [(source["repo_id"], source["filename"]),
-                      (source["repo_id"], str(Path(source["filename"]).with_name("config.json")))]
+            files += [
+                (source["repo_id"], source["filename"]),
+                (source["repo_id"], str(Path(source["filename"]).with_name("config.json"))),
+            ]
         elif variant.family == "comparison":
-            files += [(source["repo_id"], f"{source['path']}/ae.pt"),
-                      (source["repo_id"], f"{source['path']}/config.json")]
+            files += [
+                (source["repo_id"], f"{source['path']}/ae.pt"),
+                (source["repo_id"], f"{source['path']}/config.json"),
+            ]
     enabled = [name for name, on in config["eval_types"].items() if on]
     core = config["core_eval"]
     core_sample = None
     if "core" in enabled and config["offline_jobs"] and not is_local(config, core["dataset"]):
-        core_sample = {"dataset": core["dataset"], "tokens": core_tokens_needed(core),
-                       "folder": f"{out_dir}/prefetch/core_dataset"}
+        core_sample = {
+            "dataset": core["dataset"],
+            "tokens": core_tokens_needed(core),
+            "folder": f"{out_dir}/prefetch/core_dataset",
+        }
     return {
         "model": None if config["model"]["local_dir"] else config["model"]["name"],
         "files": files,
@@ -195,6 +214,11 @@ def prefetch_plan(config: dict, variants: list, out_dir: str) -> dict:
 def offline_job_settings(settings: dict, plan: dict) -> dict:
     """Point an evaluation job at the prefetched core sample instead of the streamed hub corpus."""
     if settings["eval_type"] == "core" and plan["core_sample"]:
-        settings = {**settings, "section_values": {**settings["section_values"],
-                                                   "dataset": plan["core_sample"]["folder"]}}
+        settings = {
+            **settings,
+            "section_values": {
+                **settings["section_values"],
+                "dataset": plan["core_sample"]["folder"],
+            },
+        }
     return settings

@@ -128,31 +128,55 @@ def place_labels(ax, points: list[tuple[float, float, str]]) -> None:
                 px, py = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
                 line_boxes.append((px - 2, py - 2, px + 2, py + 2))
     placed = []
-    offsets = [(7, 5, "left", "bottom"), (7, -5, "left", "top"), (-7, 5, "right", "bottom"),
-               (-7, -5, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top"),
-               (14, 14, "left", "bottom"), (14, -14, "left", "top"), (-14, 14, "right", "bottom"),
-               (-14, -14, "right", "top"), (0, 22, "center", "bottom"), (0, -22, "center", "top"),
-               (24, 0, "left", "center"), (-24, 0, "right", "center")]
+    offsets = [
+        (7, 5, "left", "bottom"),
+        (7, -5, "left", "top"),
+        (-7, 5, "right", "bottom"),
+        (-7, -5, "right", "top"),
+        (0, 9, "center", "bottom"),
+        (0, -9, "center", "top"),
+        (14, 14, "left", "bottom"),
+        (14, -14, "left", "top"),
+        (-14, 14, "right", "bottom"),
+        (-14, -14, "right", "top"),
+        (0, 22, "center", "bottom"),
+        (0, -22, "center", "top"),
+        (24, 0, "left", "center"),
+        (-24, 0, "right", "center"),
+    ]
     dpi_scale = fig.dpi / 72
     for x, y, text in points:
         best = None
         for dx, dy, ha, va in offsets:
-            annotation = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
-                                     ha=ha, va=va, fontsize=7)
+            annotation = ax.annotate(
+                text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=7
+            )
             box = annotation.get_window_extent(renderer)
             annotation.remove()
             rect = (box.x0 - 1, box.y0 - 1, box.x1 + 1, box.y1 + 1)
             cost = sum(_overlap(rect, other) for other in placed + marker_boxes)
             cost += 0.5 * sum(_overlap(rect, other) for other in line_boxes)
-            outside = (max(0, axes_box.x0 - rect[0]) + max(0, rect[2] - axes_box.x1)
-                       + max(0, axes_box.y0 - rect[1]) + max(0, rect[3] - axes_box.y1))
+            outside = (
+                max(0, axes_box.x0 - rect[0])
+                + max(0, rect[2] - axes_box.x1)
+                + max(0, axes_box.y0 - rect[1])
+                + max(0, rect[3] - axes_box.y1)
+            )
             cost += outside * 50 + math.hypot(dx, dy) * dpi_scale * 0.01
             if best is None or cost < best[0]:
                 best = (cost, dx, dy, ha, va, rect)
         _, dx, dy, ha, va, rect = best
         far = math.hypot(dx, dy) > 12
-        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
-                    fontsize=7, arrowprops=dict(arrowstyle="-", color="0.5", lw=0.6) if far else None)
+        ax.annotate(
+            text,
+            (x, y),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=7,
+            arrowprops=dict(arrowstyle="-", color="0.5", lw=0.6) if far else None,
+        )
         placed.append(rect)
 
 
@@ -164,8 +188,17 @@ def _overlap(a, b) -> float:
 
 def _missing_note(ax, names: list[str]) -> None:
     if names:
-        ax.text(0.0, -0.2, "missing (allow_missing): " + ", ".join(map(short_label, names)), transform=ax.transAxes,
-                fontsize=7, color="0.35", ha="left", va="top", wrap=True)
+        ax.text(
+            0.0,
+            -0.2,
+            "missing (allow_missing): " + ", ".join(map(short_label, names)),
+            transform=ax.transAxes,
+            fontsize=7,
+            color="0.35",
+            ha="left",
+            va="top",
+            wrap=True,
+        )
 
 
 def scatter_panel(ax, table: pd.DataFrame, headline: summary.Headline, style: Style) -> list:
@@ -178,8 +211,15 @@ def scatter_panel(ax, table: pd.DataFrame, headline: summary.Headline, style: St
     ax.set_ylabel(headline.axis_label)
     ax.set_title(headline.label, fontsize=10)
     if not present.any():
-        ax.text(0.5, 0.5, f"no results for {headline.column}", ha="center", va="center",
-                transform=ax.transAxes, color="0.4")
+        ax.text(
+            0.5,
+            0.5,
+            f"no results for {headline.column}",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="0.4",
+        )
         _missing_note(ax, list(table["variant"]))
         return handles
     shown = table[present]
@@ -188,26 +228,56 @@ def scatter_panel(ax, table: pd.DataFrame, headline: summary.Headline, style: St
     fx, fy = x[front], y[front]
     ax.step(fx, fy, where="post", color="0.45", linestyle="--", linewidth=1.2, zorder=1)
     ax.scatter(fx, fy, s=260, facecolors="none", edgecolors="0.6", linewidths=1.0, zorder=1)
-    handles.append(Line2D([], [], color="0.45", linestyle="--", marker="o", markerfacecolor="none",
-                          markeredgecolor="0.6", markersize=11,
-                          label="Pareto frontier (best at this L0 or sparser)"))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="0.45",
+            linestyle="--",
+            marker="o",
+            markerfacecolor="none",
+            markeredgecolor="0.6",
+            markersize=11,
+            label="Pareto frontier (best at this L0 or sparser)",
+        )
+    )
     for family, architecture, group in sweep_groups(shown):
         gx, gy = numeric(group, L0), numeric(group, headline.column)
         is_sweep = len(group) > 1 and family != "comparison"
-        ax.plot(gx, gy, linestyle="-" if is_sweep else "none", linewidth=1.5,
-                marker=style.marker(architecture), color=style.color(architecture), markersize=8,
-                markeredgecolor="white", markeredgewidth=0.7, zorder=3)
-        handles.append(Line2D([], [], linestyle="-" if is_sweep else "none",
-                              marker=style.marker(architecture), color=style.color(architecture),
-                              markersize=8, label=sweep_label(family, architecture, group)))
+        ax.plot(
+            gx,
+            gy,
+            linestyle="-" if is_sweep else "none",
+            linewidth=1.5,
+            marker=style.marker(architecture),
+            color=style.color(architecture),
+            markersize=8,
+            markeredgecolor="white",
+            markeredgewidth=0.7,
+            zorder=3,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="-" if is_sweep else "none",
+                marker=style.marker(architecture),
+                color=style.color(architecture),
+                markersize=8,
+                label=sweep_label(family, architecture, group),
+            )
+        )
     ax.margins(x=0.12, y=0.15)
     # plain numbers on the log axis (10, 20, 50, ...), not only powers of ten
     ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     place_labels(ax, [(xi, yi, short_label(v)) for xi, yi, v in zip(x, y, shown["variant"])])
-    _missing_note(ax, list(table.loc[~present & x_all.notna(), "variant"])
-                  + list(table.loc[x_all.isna(), "variant"]))
+    _missing_note(
+        ax,
+        list(table.loc[~present & x_all.notna(), "variant"])
+        + list(table.loc[x_all.isna(), "variant"]),
+    )
     return handles
 
 
@@ -216,8 +286,15 @@ def bar_panel(ax, table: pd.DataFrame, headline: summary.Headline, style: Style)
     values = numeric(table, headline.column)
     data = table.assign(_value=values).dropna(subset=["_value"])
     if data.empty:
-        ax.text(0.5, 0.5, f"no results for {headline.column}", ha="center", va="center",
-                transform=ax.transAxes, color="0.4")
+        ax.text(
+            0.5,
+            0.5,
+            f"no results for {headline.column}",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="0.4",
+        )
         ax.set_axis_off()
         return
     colors = [style.color(a) for a in data["architecture"]]
@@ -227,8 +304,13 @@ def bar_panel(ax, table: pd.DataFrame, headline: summary.Headline, style: Style)
     ax.set_title(headline.label, fontsize=10)
 
 
-def plot_eval(table: pd.DataFrame, eval_type: str, style: dict | Style, path: Path,
-              threshold: int = summary.DEFAULT_THRESHOLD) -> None:
+def plot_eval(
+    table: pd.DataFrame,
+    eval_type: str,
+    style: dict | Style,
+    path: Path,
+    threshold: int = summary.DEFAULT_THRESHOLD,
+) -> None:
     if not isinstance(style, Style):
         style = Style(style, sorted(table["architecture"].unique()))
     metrics = [h for h in summary.headline_metrics([eval_type], threshold) if h.column != L0]
@@ -238,8 +320,14 @@ def plot_eval(table: pd.DataFrame, eval_type: str, style: dict | Style, path: Pa
     fig, axes = plt.subplots(1, n, figsize=(6.2 * n, 5.4), squeeze=False)
     handles = {}
     if not metrics:
-        axes[0][0].text(0.5, 0.5, f"{eval_type} has no headline metric besides L0", ha="center",
-                        va="center", transform=axes[0][0].transAxes)
+        axes[0][0].text(
+            0.5,
+            0.5,
+            f"{eval_type} has no headline metric besides L0",
+            ha="center",
+            va="center",
+            transform=axes[0][0].transAxes,
+        )
         axes[0][0].set_axis_off()
     for ax, headline in zip(axes[0], metrics):
         if has_l0:
@@ -250,12 +338,20 @@ def plot_eval(table: pd.DataFrame, eval_type: str, style: dict | Style, path: Pa
     if has_l0:
         title = f"{eval_type}: sparsity (L0) against headline metrics"
     else:
-        title = (f"{eval_type}: headline metrics per variant — no L0 to plot against "
-                 "(the core eval is disabled or has no results)")
+        title = (
+            f"{eval_type}: headline metrics per variant — no L0 to plot against "
+            "(the core eval is disabled or has no results)"
+        )
     fig.suptitle(title, fontsize=12)
     if handles:
-        fig.legend(handles=list(handles.values()), loc="lower center", ncol=min(len(handles), 3),
-                   fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
+        fig.legend(
+            handles=list(handles.values()),
+            loc="lower center",
+            ncol=min(len(handles), 3),
+            fontsize=8,
+            frameon=False,
+            bbox_to_anchor=(0.5, 0.0),
+        )
         rows = math.ceil(len(handles) / 3)
         fig.tight_layout(rect=(0, 0.045 * rows + 0.05, 1, 1))
     else:
@@ -264,8 +360,12 @@ def plot_eval(table: pd.DataFrame, eval_type: str, style: dict | Style, path: Pa
     plt.close(fig)
 
 
-def plot_heatmap(table: pd.DataFrame, eval_types: list[str], path: Path,
-                 threshold: int = summary.DEFAULT_THRESHOLD) -> None:
+def plot_heatmap(
+    table: pd.DataFrame,
+    eval_types: list[str],
+    path: Path,
+    threshold: int = summary.DEFAULT_THRESHOLD,
+) -> None:
     headlines = summary.headline_metrics(eval_types, threshold)
     ranked = summary.rank_variants(table, headlines)
     values = pd.DataFrame({h.column: numeric(ranked, h.column) for h in headlines})
@@ -279,21 +379,44 @@ def plot_heatmap(table: pd.DataFrame, eval_types: list[str], path: Path,
     rows = [f"{r}. {short_label(v, 40)}" for r, v in zip(ranked["rank"], ranked["variant"])]
     columns = [f"{h.label}\n{h.arrow} {h.direction}" for h in headlines]
     sns.set_theme(style="white")
-    fig, ax = plt.subplots(figsize=(max(6.5, 2.0 * len(headlines) + 3.5), max(3.0, 0.45 * len(rows) + 2.2)))
+    fig, ax = plt.subplots(
+        figsize=(max(6.5, 2.0 * len(headlines) + 3.5), max(3.0, 0.45 * len(rows) + 2.2))
+    )
     ax.set_facecolor("0.88")
-    sns.heatmap(goodness.to_numpy(dtype=float), mask=values.isna().to_numpy(), ax=ax,
-                annot=annotations.to_numpy(), fmt="", cmap="viridis", vmin=0, vmax=1,
-                linewidths=0.6, linecolor="white", xticklabels=columns, yticklabels=rows,
-                annot_kws={"fontsize": 8},
-                cbar_kws={"label": "within-column score\n(1 = best variant, 0 = worst)"})
+    sns.heatmap(
+        goodness.to_numpy(dtype=float),
+        mask=values.isna().to_numpy(),
+        ax=ax,
+        annot=annotations.to_numpy(),
+        fmt="",
+        cmap="viridis",
+        vmin=0,
+        vmax=1,
+        linewidths=0.6,
+        linecolor="white",
+        xticklabels=columns,
+        yticklabels=rows,
+        annot_kws={"fontsize": 8},
+        cbar_kws={"label": "within-column score\n(1 = best variant, 0 = worst)"},
+    )
     for i, j in zip(*np.where(values.isna().to_numpy())):
-        ax.text(j + 0.5, i + 0.5, summary.MISSING, ha="center", va="center", fontsize=8,
-                color="0.3", style="italic")
+        ax.text(
+            j + 0.5,
+            i + 0.5,
+            summary.MISSING,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="0.3",
+            style="italic",
+        )
     ax.set_xticklabels(ax.get_xticklabels(), rotation=0, fontsize=8)
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=8)
     ax.set_xlabel("")
     ax.set_ylabel("variant (summary rank)")
-    ax.set_title("Headline metrics per variant (colour: better → brighter, per column)", fontsize=11)
+    ax.set_title(
+        "Headline metrics per variant (colour: better → brighter, per column)", fontsize=11
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -304,8 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", required=True, type=Path)
     parser.add_argument("--eval-types", required=True, nargs="+")
     parser.add_argument("--style", default="{}", help="JSON of the config's visualization section")
-    parser.add_argument("--threshold", type=int, default=None,
-                        help="SCR/TPP headline threshold (default: the style's headline_threshold or 20)")
+    parser.add_argument(
+        "--threshold",
+        type=int,
+        default=None,
+        help="SCR/TPP headline threshold (default: the style's headline_threshold or 20)",
+    )
     parser.add_argument("--out-dir", required=True, type=Path)
     args = parser.parse_args(argv)
     table = pd.read_csv(args.table)

@@ -1,7 +1,7 @@
 """Sparse coding by pursuit over a fixed decoder: matching pursuit (MP) and instance hard
 thresholding pursuit (IHTP).
 
-Semantics follow /work/shared/notes/variants-spec.md. Every function takes `xc`, the input already
+Semantics follow docs/variants.md (the invariants listed there are tested). Every function takes `xc`, the input already
 centred (x - b_dec), and `W_dec` of shape (d_sae, d_in) with unit-norm rows. Each idea comes twice:
 a `*_reference` function that reads like the spec (a plain loop, used by the tests) and a fast
 function that must give the same answer.
@@ -87,7 +87,9 @@ def _subtract_gram_rows(c: torch.Tensor, G: torch.Tensor, j: torch.Tensor, v: to
     T, n = c.shape
     if c.device.type == "cpu":
         rows = torch.arange(T + 1, device=c.device)
-        S = torch.sparse_csr_tensor(rows, j, v, size=(T, n), check_invariants=False)  # S[t, j_t] = v_t
+        S = torch.sparse_csr_tensor(
+            rows, j, v, size=(T, n), check_invariants=False
+        )  # S[t, j_t] = v_t
         torch.addmm(c, S, G, alpha=-1, out=c)
     else:
         c.addcmul_(G.index_select(0, j), v[:, None], value=-1)
@@ -227,7 +229,9 @@ def ihtp(
     dt = compute_dtype(xc)
     W = W_dec.to(dt)  # (d_sae, d_in)
     d_sae, d_in = W.shape
-    W_pad = torch.cat([W, W.new_zeros(1, d_in)])  # (d_sae + 1, d_in): row d_sae = zero atom for padding
+    W_pad = torch.cat(
+        [W, W.new_zeros(1, d_in)]
+    )  # (d_sae + 1, d_in): row d_sae = zero atom for padding
     seqs = xc[None] if xc.dim() == 2 else xc  # (B, L, d_in)
     z = torch.zeros(*seqs.shape[:2], d_sae, dtype=dt, device=xc.device)  # (B, L, d_sae)
     tok = torch.arange(seqs.shape[1], device=xc.device)[None, :, None]  # (1, L, 1)
@@ -244,7 +248,9 @@ def ihtp(
             rows = group.nonzero()  # (g, 1)
             S = int(size[rows].max())
             # support atoms first (ascending index), then padding
-            sup = torch.sort(mask[rows[:, 0]].to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :S]
+            sup = torch.sort(
+                mask[rows[:, 0]].to(torch.uint8), dim=1, descending=True, stable=True
+            ).indices[:, :S]
             valid = torch.arange(S, device=xc.device) < size[rows]  # (g, S)
             D = W_pad[torch.where(valid, sup, d_sae)]  # (g, S, d_in), zero rows on padding
             C = _least_squares_on_support(x[rows[:, 0]], D, valid, rtol)  # (g, L, S), 0 on padding

@@ -12,12 +12,12 @@ import uuid
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
-
 from sae_bench.custom_saes.base_sae import BaseSAE
 from sae_bench.custom_saes.jumprelu_sae import JumpReluSAE
 from sae_bench.custom_saes.relu_sae import ReluSAE
 from sae_bench.custom_saes.topk_sae import TopKSAE
+from safetensors.torch import load_file, save_file
+
 from workflow_scripts.variant_saes import VARIANT_FAMILIES
 
 WEIGHTS = "sae.safetensors"
@@ -95,7 +95,13 @@ def _build(config: dict, where: Path, device, dtype) -> BaseSAE:
         if arch in RELU_ARCHITECTURES:
             return ReluSAE(d_in, d_sae, **common)
         if arch == "topk":
-            return TopKSAE(d_in, d_sae, int(params["k"]), use_threshold=bool(params.get("use_threshold", False)), **common)
+            return TopKSAE(
+                d_in,
+                d_sae,
+                int(params["k"]),
+                use_threshold=bool(params.get("use_threshold", False)),
+                **common,
+            )
         if arch == "jumprelu":
             return JumpReluSAE(d_in, d_sae, **common)
         if arch in VARIANT_FAMILIES:
@@ -113,12 +119,16 @@ def load_sae(folder: str | Path, device="cpu", dtype: torch.dtype = torch.float3
     cfg_path, w_path = folder / CONFIG, folder / WEIGHTS
     for p in (cfg_path, w_path):
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing file (an SAE folder needs {CONFIG} and {WEIGHTS})")
+            raise FileNotFoundError(
+                f"{p}: missing file (an SAE folder needs {CONFIG} and {WEIGHTS})"
+            )
     try:
         config = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{cfg_path}: not valid JSON: {e}") from None
-    missing = [k for k in ("architecture", "d_in", "d_sae", "model_name", "hook_layer") if k not in config]
+    missing = [
+        k for k in ("architecture", "d_in", "d_sae", "model_name", "hook_layer") if k not in config
+    ]
     if missing:
         raise ValueError(f"{cfg_path}: missing keys {missing}")
     sae = _build(config, cfg_path, device="cpu", dtype=torch.float32)
@@ -127,13 +137,15 @@ def load_sae(folder: str | Path, device="cpu", dtype: torch.dtype = torch.float3
     if set(tensors) != set(expected):
         raise ValueError(
             f"{w_path}: keys do not match architecture {config['architecture']!r}: "
-            f"missing {sorted(set(expected) - set(tensors))}, unexpected {sorted(set(tensors) - set(expected))}"
+            f"missing {sorted(set(expected) - set(tensors))}, "
+            f"unexpected {sorted(set(tensors) - set(expected))}"
         )
     for name, t in tensors.items():
         if t.shape != expected[name].shape:
             raise ValueError(
                 f"{w_path}: shape mismatch for {name}: file {tuple(t.shape)}, "
-                f"config (d_in={config['d_in']}, d_sae={config['d_sae']}) expects {tuple(expected[name].shape)}"
+                f"config (d_in={config['d_in']}, d_sae={config['d_sae']}) expects "
+                f"{tuple(expected[name].shape)}"
             )
     sae.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
     sae.to(device=device, dtype=dtype)

@@ -53,7 +53,9 @@ def validate_config(config: dict, schema_path: Path | str = SCHEMA_PATH) -> dict
     # Snakemake's validate flattens jsonschema's error into one long string with the whole
     # schema in it; find the error ourselves first so the message can name the key.
     schema = yaml.safe_load(Path(schema_path).read_text())
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(checked))
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(checked)
+    )
     if error is not None:
         raise ConfigError(f"config key '{_key_path(error)}': {_describe(error)}")
     validate(checked, str(schema_path))

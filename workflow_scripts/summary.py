@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -79,11 +77,22 @@ def rank_variants(table: pd.DataFrame, headlines: list[Headline]) -> pd.DataFram
     ranks = pd.DataFrame(index=ranked.index)
     for h in quality:
         ranks[h.column] = pd.to_numeric(ranked[h.column], errors="coerce").rank(
-            ascending=not h.higher_is_better, method="min")
+            ascending=not h.higher_is_better, method="min"
+        )
     ranked["mean_rank"] = ranks.mean(axis=1, skipna=True) if quality else math.nan
-    l0 = pd.to_numeric(ranked[L0], errors="coerce") if L0 in ranked else pd.Series(math.nan, ranked.index)
-    order = sorted(ranked.index, key=lambda i: (
-        _last_if_nan(ranked.at[i, "mean_rank"]), _last_if_nan(l0[i]), str(ranked.at[i, "variant"])))
+    l0 = (
+        pd.to_numeric(ranked[L0], errors="coerce")
+        if L0 in ranked
+        else pd.Series(math.nan, ranked.index)
+    )
+    order = sorted(
+        ranked.index,
+        key=lambda i: (
+            _last_if_nan(ranked.at[i, "mean_rank"]),
+            _last_if_nan(l0[i]),
+            str(ranked.at[i, "variant"]),
+        ),
+    )
     ranked = ranked.loc[order].reset_index(drop=True)
     ranked.insert(0, "rank", range(1, len(ranked) + 1))
     return ranked
@@ -107,14 +116,20 @@ def _format(value) -> str:
 def _param(row) -> str:
     if pd.isna(row.get("param")) or not row.get("param_name") or pd.isna(row.get("param_name")):
         return ""
-    return f"{row['param_name']}={int(row['param']) if float(row['param']).is_integer() else row['param']}"
+    param = int(row["param"]) if float(row["param"]).is_integer() else row["param"]
+    return f"{row['param_name']}={param}"
 
 
-def summary_rows(table: pd.DataFrame, headlines: list[Headline]) -> tuple[list[str], list[list[str]], list[list[bool]]]:
+def summary_rows(
+    table: pd.DataFrame, headlines: list[Headline]
+) -> tuple[list[str], list[list[str]], list[list[bool]]]:
     """Header, formatted cells and which cells are the best of their column (for bold)."""
     ranked = rank_variants(table, headlines)
-    header = ["rank", "variant", "architecture", "parameter"] + [
-        f"{h.label} {h.arrow}" for h in headlines] + ["mean rank"]
+    header = (
+        ["rank", "variant", "architecture", "parameter"]
+        + [f"{h.label} {h.arrow}" for h in headlines]
+        + ["mean rank"]
+    )
     best = {}
     for h in headlines:
         values = pd.to_numeric(ranked[h.column], errors="coerce") if h.column in ranked else None
@@ -138,23 +153,35 @@ def summary_rows(table: pd.DataFrame, headlines: list[Headline]) -> tuple[list[s
 def _notes(missing: list[tuple[str, str]], threshold: int, eval_types: list[str]) -> list[str]:
     notes = [RANKING_RULE, "Bold: best value of the column (L0 excepted)."]
     if {"scr", "tpp"} & set(eval_types):
-        notes.append(f"SCR/TPP: score with the top {threshold} latents ablated "
-                     "(`visualization.headline_threshold`).")
+        notes.append(
+            f"SCR/TPP: score with the top {threshold} latents ablated "
+            "(`visualization.headline_threshold`)."
+        )
     if "core" not in eval_types:
         notes.append("The core eval is disabled: no L0 (sparsity) to compare at.")
     if missing:
         pairs = ", ".join(f"{e}/{v}" for e, v in missing)
-        notes.append(f"**Missing pairs** (allow_missing: true; shown as `{MISSING}`, their metrics left "
-                     f"out of the variant's mean rank): {pairs}.")
+        notes.append(
+            f"**Missing pairs** (allow_missing: true; shown as `{MISSING}`, their metrics left "
+            f"out of the variant's mean rank): {pairs}."
+        )
     return notes
 
 
-def markdown(table: pd.DataFrame, headlines: list[Headline], missing: list[tuple[str, str]],
-             threshold: int, eval_types: list[str]) -> str:
+def markdown(
+    table: pd.DataFrame,
+    headlines: list[Headline],
+    missing: list[tuple[str, str]],
+    threshold: int,
+    eval_types: list[str],
+) -> str:
     header, cells, bold = summary_rows(table, headlines)
-    lines = ["# SAE Bench comparison", "",
-             "| " + " | ".join(header) + " |",
-             "|" + "|".join("---:" if i == 0 or i >= 4 else "---" for i in range(len(header))) + "|"]
+    lines = [
+        "# SAE Bench comparison",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if i == 0 or i >= 4 else "---" for i in range(len(header))) + "|",
+    ]
     for line, marks in zip(cells, bold):
         lines.append("| " + " | ".join(f"**{c}**" if b else c for c, b in zip(line, marks)) + " |")
     lines.append("")
@@ -167,13 +194,21 @@ def _rst_cell(text: str, bold: bool) -> str:
     return f"**{text}**" if bold and text else (text or r"\ ")
 
 
-def rst(table: pd.DataFrame, headlines: list[Headline], missing: list[tuple[str, str]],
-        threshold: int, eval_types: list[str]) -> str:
+def rst(
+    table: pd.DataFrame,
+    headlines: list[Headline],
+    missing: list[tuple[str, str]],
+    threshold: int,
+    eval_types: list[str],
+) -> str:
     """A list-table of the summary, for the Snakemake report's workflow description."""
     header, cells, bold = summary_rows(table, headlines)
-    lines = [".. list-table:: Headline metrics, ranked (↑ higher is better, ↓ lower is better)",
-             "   :header-rows: 1", ""]
-    for i, (line, marks) in enumerate([(header, [False] * len(header)), *zip(cells, bold)]):
+    lines = [
+        ".. list-table:: Headline metrics, ranked (↑ higher is better, ↓ lower is better)",
+        "   :header-rows: 1",
+        "",
+    ]
+    for line, marks in [(header, [False] * len(header)), *zip(cells, bold)]:
         for j, (cell, mark) in enumerate(zip(line, marks)):
             lines.append(f"   {'* -' if j == 0 else '  -'} {_rst_cell(cell, mark)}")
     lines.append("")
@@ -187,6 +222,12 @@ def html(rst_text: str) -> str:
     from docutils.core import publish_string
 
     page = "SAE Bench comparison\n====================\n\n" + rst_text
-    return publish_string(page, writer="html5",
-                          settings_overrides={"output_encoding": "unicode", "report_level": 5,
-                                              "embed_stylesheet": True})
+    return publish_string(
+        page,
+        writer="html5",
+        settings_overrides={
+            "output_encoding": "unicode",
+            "report_level": 5,
+            "embed_stylesheet": True,
+        },
+    )

@@ -1,7 +1,7 @@
 """IHTP and MP-SAE variants: SAE Bench SAEs that encode with a trained baseline's decoder only.
 
-See /work/shared/notes/variants-spec.md. A variant copies W_enc, b_enc, W_dec, b_dec from the
-baseline (W_enc/b_enc only so SAE Bench's weight-based metrics have something to read), keeps its
+See docs/variants.md for what each family computes. A variant copies W_enc, b_enc, W_dec, b_dec
+from the baseline (W_enc/b_enc only so SAE Bench's weight-based metrics have something to read), keeps its
 integer parameter (`k` or `s`) as a buffer so it travels with the state dict, and encodes by
 pursuit over W_dec on x - b_dec. Families:
   ihtp          IHTPSAE(k)        support = union of each token's top-k, least squares per token
@@ -12,8 +12,8 @@ pursuit over W_dec on x - b_dec. Families:
 from typing import NamedTuple
 
 import torch
-
 from sae_bench.custom_saes.base_sae import BaseSAE
+
 from workflow_scripts import pursuit
 
 
@@ -35,7 +35,9 @@ class _DecoderPursuitSAE(BaseSAE):
         hook_name: str | None = None,
     ):
         if isinstance(param, bool) or not isinstance(param, int) or param <= 0:
-            raise ValueError(f"{type(self).__name__}: {self.param_name} must be a positive int, got {param!r}")
+            raise ValueError(
+                f"{type(self).__name__}: {self.param_name} must be a positive int, got {param!r}"
+            )
         super().__init__(d_in, d_sae, model_name, hook_layer, device, dtype, hook_name)
         self.register_buffer(self.param_name, torch.tensor(param, dtype=torch.int64, device=device))
         self.cfg.architecture = self.architecture
@@ -86,7 +88,9 @@ class MPSAE(_DecoderPursuitSAE):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, L, d_in) or (N, d_in) -> codes (..., d_sae); each token independently."""
         xc = self._centre(x)
-        z = pursuit.matching_pursuit(xc, self.W_dec, self.param, nonneg=self.nonneg, gram=self.gram())
+        z = pursuit.matching_pursuit(
+            xc, self.W_dec, self.param, nonneg=self.nonneg, gram=self.gram()
+        )
         return z.to(self._codes_dtype(x))
 
 
@@ -123,7 +127,8 @@ class VariantFamily(NamedTuple):
 
 
 VARIANT_FAMILIES: dict[str, VariantFamily] = {
-    c.architecture: VariantFamily(c, c.param_name, c.architecture) for c in (IHTPSAE, MPSAE, MPSAENonNeg)
+    c.architecture: VariantFamily(c, c.param_name, c.architecture)
+    for c in (IHTPSAE, MPSAE, MPSAENonNeg)
 }
 
 
@@ -132,8 +137,8 @@ def derive_variant(family: str, param: int, base: BaseSAE) -> BaseSAE:
     """Build a variant of `family` with parameter `param` from a trained baseline SAE.
 
     Copies W_enc, b_enc, W_dec, b_dec (same device and dtype as the base) and keeps the base's
-    model_name, hook_layer and hook_name. The decoder rows should be unit norm (the spec assumes
-    it; SAE Bench loaders normalise them).
+    model_name, hook_layer and hook_name. The decoder rows should be unit norm (docs/variants.md
+    assumes it; SAE Bench loaders normalise them).
     """
     if family not in VARIANT_FAMILIES:
         raise ValueError(f"unknown variant family {family!r}; known: {sorted(VARIANT_FAMILIES)}")

@@ -89,7 +89,9 @@ def known_sae_widths(config: dict, variants: dict) -> dict[str, int]:
     demo_manifest = Path(config["demo"]["dir"]) / "manifest.json"
     if config["demo"]["build"] and demo_manifest.is_file():
         d_sae = json.loads(demo_manifest.read_text()).get("d_sae")
-        widths.update({v.id: d_sae for v in variants.values() if d_sae and v.family != "comparison"})
+        widths.update(
+            {v.id: d_sae for v in variants.values() if d_sae and v.family != "comparison"}
+        )
     for variant_id in variants:
         sae_config = Path(config["output_dir"]) / "saes" / variant_id / "config.json"
         if sae_config.is_file():

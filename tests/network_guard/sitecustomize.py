@@ -17,10 +17,18 @@ if _LOG:
             handle.write(f"{os.getpid()} {what}\n")
         raise OSError(f"network access attempted in an offline test: {what}")
 
-    _connect, _connect_ex, _getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+    _connect, _connect_ex, _getaddrinfo = (
+        socket.socket.connect,
+        socket.socket.connect_ex,
+        socket.getaddrinfo,
+    )
 
     def _is_local(address):
-        return not isinstance(address, tuple) or address[0] in _LOCAL or str(address[0]).startswith("127.")
+        return (
+            not isinstance(address, tuple)
+            or address[0] in _LOCAL
+            or str(address[0]).startswith("127.")
+        )
 
     def connect(self, address):
         if not _is_local(address):
@@ -37,4 +45,8 @@ if _LOG:
             _record(f"getaddrinfo {host!r}")
         return _getaddrinfo(host, *args, **kwargs)
 
-    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = (
+        connect,
+        connect_ex,
+        getaddrinfo,
+    )

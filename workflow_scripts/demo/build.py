@@ -6,8 +6,8 @@ Everything is generated deterministically from one seed:
                            Bench's core eval through ``load_dataset(folder, split="train",
                            streaming=True)``;
 * ``tokenizer/``           a word-level HF fast tokenizer (`tokenizer.py`);
-* ``model/``               a tiny TransformerLens ``HookedTransformer`` trained briefly on the corpus
-                           (``config.json`` + ``model.safetensors``, `language_model.py`);
+* ``model/``               a tiny TransformerLens ``HookedTransformer`` trained briefly on the
+                           corpus (``config.json`` + ``model.safetensors``, `language_model.py`);
 * ``sae/``                 a ReLU SAE on the last layer's ``hook_resid_post``, in the
                            dictionary_learning format (``ae.pt`` plain tensor state dict +
                            ``config.json``, `sae.py`);
@@ -79,8 +79,10 @@ DEFAULT_SIZES: dict[str, Any] = {
     "sae_l1_coeff": 0.12,
 }
 
-def build_demo_assets(out_dir: str | Path, seed: int = 42, threads: int | None = 1,
-                      **sizes: Any) -> dict:
+
+def build_demo_assets(
+    out_dir: str | Path, seed: int = 42, threads: int | None = 1, **sizes: Any
+) -> dict:
     """Build the demo under ``out_dir`` and return the manifest (also written to manifest.json).
 
     ``sizes`` overrides entries of ``DEFAULT_SIZES`` (e.g. ``lm_steps=50`` for a quick smoke build).
@@ -123,25 +125,34 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
     shard = math.ceil(len(docs) / sz["n_corpus_shards"])
     corpus_dir = out / "corpus"
     for i in range(sz["n_corpus_shards"]):
-        text.write_jsonl(corpus_dir / f"train-{i:05d}.jsonl",
-                     [{"text": d} for d in docs[i * shard: (i + 1) * shard]])
+        text.write_jsonl(
+            corpus_dir / f"train-{i:05d}.jsonl",
+            [{"text": d} for d in docs[i * shard : (i + 1) * shard]],
+        )
 
     ds_rng = random.Random(seed + 1000)
     bios_dir = out / "datasets" / BIAS_IN_BIOS_SET1
-    bios = {"train": text.bios_split(ds_rng, sz["bios_train_per_profession"]),
-            "test": text.bios_split(ds_rng, sz["bios_test_per_profession"])}
+    bios = {
+        "train": text.bios_split(ds_rng, sz["bios_train_per_profession"]),
+        "test": text.bios_split(ds_rng, sz["bios_test_per_profession"]),
+    }
     for split, rows in bios.items():
         text.write_jsonl(bios_dir / f"{split}.jsonl", rows)
     amazon_dir = out / "datasets" / AMAZON
-    amazon = {"train": text.amazon_split(ds_rng, sz["amazon_train_per_cell"]),
-              "test": text.amazon_split(ds_rng, sz["amazon_test_per_cell"])}
+    amazon = {
+        "train": text.amazon_split(ds_rng, sz["amazon_train_per_cell"]),
+        "test": text.amazon_split(ds_rng, sz["amazon_test_per_cell"]),
+    }
     for split, rows in amazon.items():
         text.write_jsonl(amazon_dir / f"{split}.jsonl", rows)
     timings["text_s"] = time.time() - t0
 
     # ---- tokenizer ---------------------------------------------------------------------------
-    tok_texts = docs + [r["hard_text"] for r in bios["train"] + bios["test"]] + \
-        [r["text"] for r in amazon["train"] + amazon["test"]]
+    tok_texts = (
+        docs
+        + [r["hard_text"] for r in bios["train"] + bios["test"]]
+        + [r["text"] for r in amazon["train"] + amazon["test"]]
+    )
     tokenizer = build_tokenizer(tok_texts, out / "tokenizer")
     chunks, n_corpus_tokens = token_chunks(tokenizer, docs, sz["lm_seq_len"])
     timings["tokenizer_s"] = time.time() - t0 - sum(timings.values())
@@ -153,11 +164,14 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
     lm_metrics = train_lm(model, chunks, sz, seed)
     model_dir = out / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()},
-              str(model_dir / "model.safetensors"))
+    save_file(
+        {k: v.detach().contiguous() for k, v in model.state_dict().items()},
+        str(model_dir / "model.safetensors"),
+    )
     with open(model_dir / "config.json", "w") as f:
-        json.dump({"hooked_transformer_config": cfg_dict, "tokenizer_path": "../tokenizer"},
-                  f, indent=2)
+        json.dump(
+            {"hooked_transformer_config": cfg_dict, "tokenizer_path": "../tokenizer"}, f, indent=2
+        )
     timings["lm_s"] = time.time() - t0 - sum(timings.values())
 
     # ---- SAE -----------------------------------------------------------------------------------
@@ -186,9 +200,13 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
             "seed": seed,
             "device": "cpu",
         },
-        "buffer": {"d_submodule": d_model, "ctx_len": sz["lm_seq_len"],
-                   "refresh_batch_size": 32, "out_batch_size": sz["sae_batch_size"],
-                   "device": "cpu"},
+        "buffer": {
+            "d_submodule": d_model,
+            "ctx_len": sz["lm_seq_len"],
+            "refresh_batch_size": 32,
+            "out_batch_size": sz["sae_batch_size"],
+            "device": "cpu",
+        },
         "training_tokens": n_sae_tokens,
     }
     with open(sae_dir / "config.json", "w") as f:
@@ -238,13 +256,23 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description="Build the local SAE Bench demo (corpus, tokenizer, tiny LM, baseline SAE, "
-                    "stand-in datasets) deterministically from a seed.")
+        "stand-in datasets) deterministically from a seed."
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads while building (default 1; 0 keeps torch's default)")
-    p.add_argument("--size", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override a size, e.g. lm_steps=100 (keys: {', '.join(DEFAULT_SIZES)})")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads while building (default 1; 0 keeps torch's default)",
+    )
+    p.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a size, e.g. lm_steps=100 (keys: {', '.join(DEFAULT_SIZES)})",
+    )
     args = p.parse_args(argv)
     overrides: dict[str, Any] = {}
     for item in args.size:
@@ -252,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         if key not in DEFAULT_SIZES:
             p.error(f"unknown size key {key!r}")
         overrides[key] = type(DEFAULT_SIZES[key])(value)
-    manifest = build_demo_assets(args.out, seed=args.seed, threads=args.threads or None,
-                                 **overrides)
+    manifest = build_demo_assets(
+        args.out, seed=args.seed, threads=args.threads or None, **overrides
+    )
     print(json.dumps({k: v for k, v in manifest.items() if k != "sizes"}, indent=2))
     return 0
 

@@ -44,10 +44,12 @@ def train_lm(model, chunks, sizes: dict, seed: int) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=sizes["lm_lr"], weight_decay=0.01)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+        opt,
+        lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)),
+    )
     model.train()
     losses = []
-    for step in range(steps):
+    for _ in range(steps):
         idx = torch.randint(0, len(train), (bs,), generator=g)
         loss = model(train[idx], return_type="loss")
         opt.zero_grad(set_to_none=True)
@@ -58,11 +60,17 @@ def train_lm(model, chunks, sizes: dict, seed: int) -> dict:
         losses.append(loss.item())
     model.eval()
     with torch.no_grad():
-        val_loss = float(torch.stack([model(val[i: i + 16], return_type="loss")
-                                      for i in range(0, len(val), 16)]).mean())
-    tail = losses[-max(1, steps // 10):]
-    return {"lm_train_loss": float(sum(tail) / len(tail)), "lm_val_loss": val_loss,
-            "lm_initial_loss": float(losses[0]) if losses else float("nan")}
+        val_loss = float(
+            torch.stack(
+                [model(val[i : i + 16], return_type="loss") for i in range(0, len(val), 16)]
+            ).mean()
+        )
+    tail = losses[-max(1, steps // 10) :]
+    return {
+        "lm_train_loss": float(sum(tail) / len(tail)),
+        "lm_val_loss": val_loss,
+        "lm_initial_loss": float(losses[0]) if losses else float("nan"),
+    }
 
 
 def collect_acts(model, chunks, hook_name: str, n_seqs: int):
@@ -71,9 +79,10 @@ def collect_acts(model, chunks, hook_name: str, n_seqs: int):
     acts = []
     with torch.no_grad():
         for i in range(0, min(n_seqs, len(chunks)), 32):
-            _, cache = model.run_with_cache(chunks[i: i + 32], names_filter=[hook_name],
-                                            stop_at_layer=int(hook_name.split(".")[1]) + 1)
+            _, cache = model.run_with_cache(
+                chunks[i : i + 32],
+                names_filter=[hook_name],
+                stop_at_layer=int(hook_name.split(".")[1]) + 1,
+            )
             acts.append(cache[hook_name][:, 1:].reshape(-1, model.cfg.d_model))  # drop <bos>
     return torch.cat(acts)
-
-

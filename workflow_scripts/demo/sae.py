@@ -44,10 +44,10 @@ def train_sae(acts, d_sae: int, sizes: dict, seed: int) -> tuple[dict, dict]:
 
     with torch.no_grad():
         state = {
-            "encoder.weight": W_enc.detach().clone().contiguous(),          # (d_sae, d_in)
-            "encoder.bias": b_enc.detach().clone().contiguous(),            # (d_sae,)
-            "decoder.weight": W_dec.detach().clone().contiguous(),          # (d_in, d_sae)
-            "bias": (b_dec.detach() * scale).clone().contiguous(),          # (d_in,)
+            "encoder.weight": W_enc.detach().clone().contiguous(),  # (d_sae, d_in)
+            "encoder.bias": b_enc.detach().clone().contiguous(),  # (d_sae,)
+            "decoder.weight": W_dec.detach().clone().contiguous(),  # (d_in, d_sae)
+            "bias": (b_dec.detach() * scale).clone().contiguous(),  # (d_in,)
         }
         # Trained on x / s. With f_raw = s * f:  f_raw = relu(W_e (x - s b) + s b_e) and
         # x_hat = W_d f_raw + s b, so only the biases carry the scale (decoder stays unit norm).
@@ -64,8 +64,8 @@ def sae_metrics(state: dict, x) -> dict:
         x_hat = f @ state["decoder.weight"].t() + state["bias"]
         resid = (x - x_hat).pow(2).sum(-1).sum()
         total = (x - x.mean(0)).pow(2).sum(-1).sum()
-        return {"sae_explained_variance": float(1 - resid / total),
-                "sae_l0": float((f > 0).float().sum(-1).mean()),
-                "sae_dead_fraction": float(((f > 0).sum(0) == 0).float().mean())}
-
-
+        return {
+            "sae_explained_variance": float(1 - resid / total),
+            "sae_l0": float((f > 0).float().sum(-1).mean()),
+            "sae_dead_fraction": float(((f > 0).sum(0) == 0).float().mean()),
+        }

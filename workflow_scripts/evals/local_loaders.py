@@ -33,8 +33,13 @@ def _to_dtype(dtype: Any):
     raise ValueError(f"unsupported dtype {dtype!r}")
 
 
-def load_local_model(folder: str | Path, device: Any = None, dtype: Any = None,
-                     default_padding_side: str | None = "left", **_ignored: Any):
+def load_local_model(
+    folder: str | Path,
+    device: Any = None,
+    dtype: Any = None,
+    default_padding_side: str | None = "left",
+    **_ignored: Any,
+):
     """Build a HookedTransformer from ``folder`` (config.json + model.safetensors).
 
     The weights are loaded exactly as saved: the folding/centering flags of ``from_pretrained``
@@ -55,11 +60,13 @@ def load_local_model(folder: str | Path, device: Any = None, dtype: Any = None,
     if not tok_path.is_absolute():
         tok_path = (folder / tok_path).resolve()
     # add_bos_token=True keeps TransformerLens from re-downloading the tokenizer by name
-    tokenizer = AutoTokenizer.from_pretrained(str(tok_path), add_bos_token=True,
-                                              padding_side="left")
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(tok_path), add_bos_token=True, padding_side="left"
+    )
     cfg = HookedTransformerConfig(**cfg_fields, device="cpu")
-    model = HookedTransformer(cfg, tokenizer=tokenizer,
-                              default_padding_side=default_padding_side or "left")
+    model = HookedTransformer(
+        cfg, tokenizer=tokenizer, default_padding_side=default_padding_side or "left"
+    )
     state = load_file(str(folder / "model.safetensors"), device="cpu")
     model.load_state_dict(state, strict=True)
     model.eval()
@@ -76,8 +83,9 @@ def _read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def load_local_dataset(folder: str | Path, split: str | None = None, streaming: bool = False,
-                       **_ignored: Any):
+def load_local_dataset(
+    folder: str | Path, split: str | None = None, streaming: bool = False, **_ignored: Any
+):
     """Read ``folder/{train,test,validation}.jsonl`` into a ``DatasetDict`` (or one split)."""
     from datasets import Dataset, DatasetDict, IterableDatasetDict
 
@@ -93,5 +101,3 @@ def load_local_dataset(folder: str | Path, split: str | None = None, streaming: 
     if streaming:
         return IterableDatasetDict({k: v.to_iterable_dataset() for k, v in splits.items()})
     return DatasetDict(splits)
-
-

@@ -5,13 +5,26 @@ cluster run (hub-only loaders, folders inside site-packages or relative to the w
 a hard-coded judge model), the change is made here, as a context manager that restores what it
 replaced on exit (also when the body raises). Nothing else in the project patches SAE Bench.
 
-| patch | target (SAE Bench 0.6.0 unless said) | why |
-|---|---|---|
-| `local_models` | `transformer_lens.HookedTransformer.from_pretrained[_no_processing]`, called by every eval (core/main.py ~1033, sparse_probing/main.py ~310, scr_and_tpp/main.py ~791, absorption/main.py ~62, autointerp/main.py ~593, unlearning/main.py ~149) | load a local model (the demo's) by the configured name |
-| `local_datasets` | the `load_dataset` names imported by `sae_bench_utils/dataset_utils.py` and `evals/scr_and_tpp/dataset_creation.py` (and unlearning's utils when imported), plus `datasets.load_dataset` | read local stand-ins of hub probing datasets; patching `datasets.load_dataset` alone does not reach the imported names |
-| `working_directory` | the process's working directory | unlearning reads its forget corpus from `./sae_bench/evals/unlearning/data/` and absorption writes `artifacts/absorption/...` relative to it (absorption/main.py ~101-109): both get a private folder |
-| `absorption_paths` | `run_k_sparse_probing_experiment` / `run_feature_absortion_experiment` as imported by absorption/main.py (~23-26, called ~82 and ~120) | their probe cache and tables default to `site-packages/sae_bench/artifacts/absorption` (absorption/common.py ~33-34), keyed only by model name and layer |
-| `judge_model` | the `OpenAI` name in autointerp/main.py (`get_api_response`, ~319-322) | SAE Bench hard-codes `model="gpt-4o-mini"`; the configured judge is used instead |
+Each patch, what it targets (SAE Bench 0.6.0 unless said) and why:
+
+- `local_models`: `transformer_lens.HookedTransformer.from_pretrained[_no_processing]`, through
+  which every eval loads its model (core/main.py ~1034, sparse_probing/main.py ~310,
+  scr_and_tpp/main.py ~791, absorption/main.py ~62, autointerp/main.py ~593,
+  unlearning/main.py ~149): build a local model (the demo's) under the configured name.
+- `local_datasets`: the `load_dataset` names imported by sae_bench_utils/dataset_utils.py:7 and
+  evals/scr_and_tpp/dataset_creation.py:3 (and unlearning's utils when imported), plus
+  `datasets.load_dataset`: read local stand-ins of hub probing datasets (patching
+  `datasets.load_dataset` alone does not reach the imported names).
+- `working_directory`: the process's working directory. Unlearning reads its forget corpus from
+  `./sae_bench/evals/unlearning/data/` and absorption writes `artifacts/absorption/...`
+  (absorption/main.py ~101-109) relative to it: both get a private folder.
+- `absorption_paths`: `run_k_sparse_probing_experiment` / `run_feature_absortion_experiment` as
+  imported by absorption/main.py (~24-26, called ~82 and ~120). Their probe cache and tables
+  default to `site-packages/sae_bench/artifacts/absorption` (absorption/common.py:33-34), keyed
+  only by model name and layer.
+- `judge_model`: the `OpenAI` name in autointerp/main.py (imported at :14, called in
+  `get_api_response` ~319-322), which hard-codes `model="gpt-4o-mini"`: the configured judge is
+  used instead.
 """
 
 from __future__ import annotations
@@ -44,10 +57,10 @@ _SUFFIXES = re.compile(r"(_class_set\d+|_sentiment)$")
 def _base_name(name: str) -> str:
     """SAE Bench task name -> the name it passes to load_dataset
     (``LabHC/bias_in_bios_class_set1`` -> ``LabHC/bias_in_bios``,
-    ``canrager/amazon_reviews_mcauley_1and5_sentiment`` -> ``canrager/amazon_reviews_mcauley_1and5``;
+    ``canrager/amazon_reviews_mcauley_1and5_sentiment`` ->
+    ``canrager/amazon_reviews_mcauley_1and5``;
     see sae_bench/sae_bench_utils/dataset_utils.py:325 and :350)."""
     return _SUFFIXES.sub("", name)
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -67,7 +80,7 @@ def local_models(models: Mapping[str, str | Path]) -> Iterator[dict[str, Path]]:
         if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
             raise FileNotFoundError(f"{name}: {folder} lacks config.json or model.safetensors")
 
-    # keep the descriptors as stored on the class (classmethod objects, or whatever a test put there)
+    # keep the descriptors as stored on the class (classmethods, or whatever a test put there)
     orig_fp = HookedTransformer.__dict__["from_pretrained"]
     orig_fpnp = HookedTransformer.__dict__["from_pretrained_no_processing"]
 
@@ -123,8 +136,9 @@ def local_datasets(datasets: Mapping[str, str | Path]) -> Iterator[dict[str, Pat
             name = str(path)
             folder = registry.get(name)
             if folder is not None:
-                return load_local_dataset(folder, split=kwargs.get("split"),
-                                          streaming=kwargs.get("streaming", False))
+                return load_local_dataset(
+                    folder, split=kwargs.get("split"), streaming=kwargs.get("streaming", False)
+                )
             return original(path, *args, **kwargs)
 
         load_dataset.__wrapped__ = original  # type: ignore[attr-defined]

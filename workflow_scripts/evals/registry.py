@@ -59,11 +59,7 @@ REGISTRY: dict[str, EvalType] = {
         EvalType(
             "sparse_probing_sae_probes",
             "sparse_probing_sae_probes",
-            (
-                Metric(
-                    "sae.sae_top_1_test_accuracy", "top-1 SAE probe accuracy (sae-probes)", True
-                ),
-            ),
+            (Metric("sae.sae_top_1_test_accuracy", "top-1 SAE probe accuracy (sae-probes)", True),),
             sparse_probing.run_sae_probes,
             sparse_probing.sae_probes_problems,
             shares_llm_cache=True,
