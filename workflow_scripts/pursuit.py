@@ -3,8 +3,8 @@ thresholding pursuit (IHTP).
 
 Semantics follow docs/variants.md (the invariants listed there are tested). Every function takes
 `xc`, the input already centred (x - b_dec), and `W_dec` of shape (d_sae, d_in) with unit-norm
-rows. Each idea comes twice: a `*_reference` function that reads like docs/variants.md (a plain loop, used by the tests) and a fast
-function that must give the same answer.
+rows. Each idea comes twice: a `*_reference` function that reads like docs/variants.md (a plain
+loop, used by the tests) and a fast function that must give the same answer.
 
 Computation happens in float32 (float64 if the input is float64), whatever the input dtype, so
 bfloat16 activations work; codes are returned in that compute dtype and callers cast back.

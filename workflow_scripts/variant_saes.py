@@ -1,9 +1,9 @@
 """IHTP and MP-SAE variants: SAE Bench SAEs that encode with a trained baseline's decoder only.
 
 See docs/variants.md for what each family computes. A variant copies W_enc, b_enc, W_dec, b_dec
-from the baseline (W_enc/b_enc only so SAE Bench's weight-based metrics have something to read), keeps its
-integer parameter (`k` or `s`) as a buffer so it travels with the state dict, and encodes by
-pursuit over W_dec on x - b_dec. Families:
+from the baseline (W_enc/b_enc only so SAE Bench's weight-based metrics have something to read),
+keeps its integer parameter (`k` or `s`) as a buffer so it travels with the state dict, and
+encodes by pursuit over W_dec on x - b_dec. Families:
   ihtp          IHTPSAE(k)        support = union of each token's top-k, least squares per token
   mpsae         MPSAE(s)          signed matching pursuit, argmax |c|, exactly s steps
   mpsae_nonneg  MPSAENonNeg(s)    Costa et al. 2025 / SAE Lens reading: argmax relu(c), codes >= 0
