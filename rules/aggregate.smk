@@ -14,6 +14,18 @@ rule aggregate:
             labels={"file": "metrics.csv", "content": "every scalar metric"},
         ),
         json=f"{OUT}/merged/metrics.json",
+        long=report(
+            f"{OUT}/merged/metrics_long.csv",
+            caption="report/metrics_long.rst",
+            category="3. Tables and configuration",
+            labels={"file": "metrics_long.csv", "content": "every value, one row per seed"},
+        ),
+        versus=report(
+            f"{OUT}/merged/versus_baseline.csv",
+            caption="report/versus_baseline.rst",
+            category="3. Tables and configuration",
+            labels={"file": "versus_baseline.csv", "content": "paired differences, verdicts"},
+        ),
         summary_md=f"{OUT}/merged/summary.md",
         summary_rst=f"{OUT}/merged/summary.rst",
         summary_html=report(
@@ -43,12 +55,20 @@ rule aggregate:
         evals_dir=lambda wc, input: os.path.join(
             os.path.dirname(os.path.dirname(input.saes[0])), "evals"
         ),
+        records_dir=lambda wc, input: os.path.join(
+            os.path.dirname(os.path.dirname(input.saes[0])), "workflow_metrics"
+        ),
+        seeds=f"--main-seed {MAIN_SEED} --extra-seeds {' '.join(map(str, EXTRA_SEEDS))}",
+        replicated=REPLICATED,
+        ranking=ranking_argument(),
         allow_missing="--allow-missing" if config["allow_missing"] else "",
         threshold=config["visualization"]["headline_threshold"],
         config=json.dumps(config, sort_keys=True, default=str),
     shell:
         "python -m workflow_scripts.aggregate --variants {params.variants:q} --eval-types {params.eval_types}"
-        " --saes-dir {params.saes_dir} --evals-dir {params.evals_dir} --csv {output.csv} --json {output.json}"
+        " --saes-dir {params.saes_dir} --evals-dir {params.evals_dir} --records-dir {params.records_dir}"
+        " {params.seeds} --replicated {params.replicated} {params.ranking}"
+        " --csv {output.csv} --json {output.json} --long-csv {output.long} --versus-csv {output.versus}"
         " {params.allow_missing} --threshold {params.threshold} --summary-md {output.summary_md}"
         " --summary-rst {output.summary_rst} --summary-html {output.summary_html}"
         " --config {params.config:q} --config-dump {output.config}"
@@ -57,7 +77,9 @@ rule aggregate:
 
 rule plot:
     input:
-        f"{OUT}/merged/metrics.csv",
+        table=f"{OUT}/merged/metrics.csv",
+        long=f"{OUT}/merged/metrics_long.csv",
+        versus=f"{OUT}/merged/versus_baseline.csv",
     output:
         [
             report(
@@ -87,8 +109,10 @@ rule plot:
         style=json.dumps(config["visualization"]),
         threshold=config["visualization"]["headline_threshold"],
         out_dir=lambda wc, output: os.path.dirname(output.heatmap),
+        ranking=ranking_argument(),
     shell:
-        "python -m workflow_scripts.plot_metrics --table {input} --eval-types {params.eval_types}"
+        "python -m workflow_scripts.plot_metrics --table {input.table} --long {input.long}"
+        " --versus {input.versus} --eval-types {params.eval_types} {params.ranking}"
         " --style {params.style:q} --threshold {params.threshold} --out-dir {params.out_dir} > {log} 2>&1"
 
 

@@ -4,6 +4,7 @@
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from snakemake.exceptions import WorkflowError
 
 from workflow_scripts import hub_sources
 from workflow_scripts.evals import registry as eval_registry
+from workflow_scripts.headlines import ranking_problems
 from workflow_scripts.outputs import HEATMAP, l0_plot_name, plot_file_names
 from workflow_scripts.settings import ConfigError, validate_config
 from workflow_scripts.variant_table import build_variant_table, known_sae_widths
@@ -22,6 +24,10 @@ try:
     config.update(validate_config(config))
     VARIANTS = {v.id: v for v in build_variant_table(config)}
     eval_registry.check_requirements(config, known_sae_widths(config, VARIANTS))
+    problems = eval_registry.replicate_problems(config)
+    problems += ranking_problems(config, eval_registry.enabled_eval_types(config))
+    if problems:
+        raise ConfigError("; ".join(problems))
 except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
@@ -33,7 +39,11 @@ if config["hf_home"]:
 EVAL_TYPES = eval_registry.enabled_eval_types(config)
 IMPORTED = [v for v in VARIANTS.values() if not v.derived]
 DERIVED = [v for v in VARIANTS.values() if v.derived]
-EVAL_LOG = "logs/evaluate/{eval_type}/{variant}.log"  # the evaluate rule's log
+# Replicates: the main seed's results keep the plain paths; every other seed of
+# `replicates.seeds` reruns the seed-dependent eval types under seed_<seed>/.
+MAIN_SEED = config["random_seed"]
+EXTRA_SEEDS = [s for s in eval_registry.replicate_seeds(config) if s != MAIN_SEED]
+REPLICATED = [e for e in EVAL_TYPES if eval_registry.REGISTRY[e].seed_dependent]
 CAPTIONS = Path(workflow.basedir) / "rules" / "report"
 AGGREGATE_START = time.time()  # the end-of-run print shows the summary only if this run wrote it
 # Every step is a small entry point (`python -m workflow_scripts.<step>`) of the package beside
@@ -54,6 +64,7 @@ wildcard_constraints:
     imported=_alternatives(v.id for v in IMPORTED),
     derived=_alternatives(v.id for v in DERIVED),
     eval_type=_alternatives(EVAL_TYPES),
+    seed=_alternatives(str(s) for s in EXTRA_SEEDS),
 
 
 # ---- targets ----------------------------------------------------------------------------------
@@ -80,8 +91,8 @@ def demo_inputs():
     return [config["demo"]["dir"]] if config["demo"]["build"] else []
 
 
-def eval_job_settings(eval_type):
-    settings = eval_registry.job_settings(config, eval_type)
+def eval_job_settings(eval_type, seed=None):
+    settings = eval_registry.job_settings(config, eval_type, seed)
     return json.dumps(hub_sources.offline_job_settings(settings, PREFETCH_PLAN))
 
 
@@ -100,19 +111,31 @@ def eval_resource(name, scale_with_attempt=True):
 # ---- aggregation, plots, report ---------------------------------------------------------------
 
 
+def replicate_runs():
+    """(eval_type, variant, folder) of every evaluation job: the main seed's under
+    `<eval_type>/`, each extra seed's under `<eval_type>/seed_<seed>/`."""
+    runs = [(e, v, e) for e in EVAL_TYPES for v in VARIANTS]
+    runs += [(e, v, f"{e}/seed_{s}") for e in REPLICATED for s in EXTRA_SEEDS for v in VARIANTS]
+    return runs
+
+
 def aggregate_eval_inputs(wildcards):
-    """Every pair's JSON. With allow_missing, less the pairs whose job already ran and failed (its
-    log exists, its JSON does not), so the comparison is made with what exists; a pair that never
-    ran is still waited for. Rerun a skipped pair by asking for its JSON."""
-    pairs = [(e, v) for e in EVAL_TYPES for v in VARIANTS]
-    paths = [f"{OUT}/evals/{e}/{v}.json" for e, v in pairs]
-    if not config["allow_missing"]:
-        return paths
-    return [
-        p
-        for (e, v), p in zip(pairs, paths)
-        if Path(p).exists() or not Path(EVAL_LOG.format(eval_type=e, variant=v)).exists()
-    ]
+    """Every job's SAE Bench JSON and workflow record. With allow_missing, less the jobs that
+    already ran and failed (log exists, JSON does not), so the comparison is made with what
+    exists; a job that never ran is still waited for. Rerun a skipped one by asking for its JSON."""
+    inputs = []
+    for e, v, folder in replicate_runs():
+        result = f"{OUT}/evals/{folder}/{v}.json"
+        failed = not Path(result).exists() and Path(f"logs/evaluate/{folder}/{v}.log").exists()
+        if not (config["allow_missing"] and failed):
+            inputs += [result, f"{OUT}/workflow_metrics/{folder}/{v}.json"]
+    return inputs
+
+
+def ranking_argument():
+    """`--ranking '<json>'` for the aggregation when the config sets ranking.metrics."""
+    metrics = config["ranking"]["metrics"]
+    return f"--ranking {shlex.quote(json.dumps(metrics))}" if metrics else ""
 
 
 def l0_caption(eval_type):

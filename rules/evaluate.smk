@@ -1,4 +1,5 @@
-# One GPU job per (variant, eval type): SAE Bench's result JSON, unchanged.
+# One GPU job per (variant, eval type): SAE Bench's result JSON, unchanged, and beside it the
+# workflow's own record of the run (seed, time, and for core the centered explained variance).
 
 
 rule evaluate:
@@ -8,7 +9,8 @@ rule evaluate:
         # the cache must exist, however old: a refreshed prefetch does not invalidate results
         prefetched=ancient(f"{OUT}/prefetch/manifest.json"),
     output:
-        f"{OUT}/evals/{{eval_type}}/{{variant}}.json",
+        result=f"{OUT}/evals/{{eval_type}}/{{variant}}.json",
+        record=f"{OUT}/workflow_metrics/{{eval_type}}/{{variant}}.json",
     log:
         "logs/evaluate/{eval_type}/{variant}.log",
     benchmark:
@@ -27,4 +29,18 @@ rule evaluate:
     shell:
         "python -m workflow_scripts.evaluate --eval-type {wildcards.eval_type} --variant {wildcards.variant}"
         " --sae-dir {input.sae} --threads {threads} --settings {params.settings:q} --artifacts-root {params.artifacts}"
-        " --output {output} > {log} 2>&1"
+        " --output {output.result} --workflow-output {output.record} > {log} 2>&1"
+
+
+# The same pair again with another seed of `replicates.seeds` (seed-dependent eval types only).
+use rule evaluate as evaluate_replicate with:
+    output:
+        result=f"{OUT}/evals/{{eval_type}}/seed_{{seed}}/{{variant}}.json",
+        record=f"{OUT}/workflow_metrics/{{eval_type}}/seed_{{seed}}/{{variant}}.json",
+    log:
+        "logs/evaluate/{eval_type}/seed_{seed}/{variant}.log",
+    benchmark:
+        "benchmarks/evaluate/{eval_type}/seed_{seed}/{variant}.tsv"
+    params:
+        settings=lambda wc: eval_job_settings(wc.eval_type, int(wc.seed)),
+        artifacts=f"{OUT}/{config['activation_caching']['artifacts_dir']}",

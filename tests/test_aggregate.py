@@ -17,10 +17,18 @@ def test_scalar_metrics_flatten_groups_and_skip_non_scalars():
     assert scalar_metrics("core", result) == {"core.sparsity.l0": 12.5, "core.sparsity.l1": 3.0}
 
 
-def write_pair(root, eval_type, variant, metrics):
-    path = root / "evals" / eval_type / f"{variant}.json"
+def write_pair(root, eval_type, variant, metrics, own=None, seed=None):
+    """SAE Bench's JSON of one job, and the workflow's record with `own` metrics beside it."""
+    folder = eval_type if seed is None else f"{eval_type}/seed_{seed}"
+    path = root / "evals" / folder / f"{variant}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"eval_type_id": eval_type, "eval_result_metrics": metrics}))
+    record = root / "workflow_metrics" / folder / f"{variant}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"eval_result_metrics": own or {}}))
+
+
+CENTERED = "core.workflow_reconstruction.explained_variance_centered"
 
 
 def write_sae(root, variant, architecture):
@@ -95,9 +103,10 @@ def small_run(root, with_core_for_k5=True):
                 v,
                 {
                     "sparsity": {"l0": l0},
-                    "reconstruction_quality": {"explained_variance": ev},
+                    "reconstruction_quality": {"explained_variance": ev + 0.05},
                     "model_performance_preservation": {"ce_loss_score": ce},
                 },
+                own={"workflow_reconstruction": {"explained_variance_centered": ev}},
             )
         write_pair(root, "sparse_probing", v, {"sae": {"sae_top_1_test_accuracy": acc}})
     return variants
@@ -141,7 +150,20 @@ def test_allow_missing_marks_the_gap(tmp_path):
     assert row.loc["ihtp_k5", "sparse_probing.sae.sae_top_1_test_accuracy"] == 0.75
     headlines = headline_metrics(["core", "sparse_probing"])
     text = summary.markdown(
-        table, headlines, table.attrs["missing"], 20, ["core", "sparse_probing"]
+        summary.Comparison(
+            table,
+            headlines,
+            ["core", "sparse_probing"],
+            long=aggregate.collect(
+                variants,
+                tmp_path / "saes",
+                tmp_path / "evals",
+                ["core", "sparse_probing"],
+                allow_missing=True,
+            ).long,
+            seeds=[42],
+            missing=table.attrs["missing"],
+        )
     )
     k5_line = next(line for line in text.splitlines() if "| ihtp_k5 |" in line)
     assert k5_line.count("missing") == 3 and "0.750" in k5_line
@@ -214,28 +236,28 @@ def ranking_table():
                 "variant": "a",
                 "architecture": "x",
                 "core.sparsity.l0": 10.0,
-                "core.reconstruction_quality.explained_variance": 0.9,
+                CENTERED: 0.9,
                 "sparse_probing.sae.sae_top_1_test_accuracy": 0.6,
             },
             {
                 "variant": "b",
                 "architecture": "x",
                 "core.sparsity.l0": 50.0,
-                "core.reconstruction_quality.explained_variance": 0.95,
+                CENTERED: 0.95,
                 "sparse_probing.sae.sae_top_1_test_accuracy": 0.8,
             },
             {
                 "variant": "c",
                 "architecture": "x",
                 "core.sparsity.l0": 20.0,
-                "core.reconstruction_quality.explained_variance": 0.8,
+                CENTERED: 0.8,
                 "sparse_probing.sae.sae_top_1_test_accuracy": 0.9,
             },
             {
                 "variant": "d",
                 "architecture": "x",
                 "core.sparsity.l0": 5.0,
-                "core.reconstruction_quality.explained_variance": 0.95,
+                CENTERED: 0.95,
                 "sparse_probing.sae.sae_top_1_test_accuracy": float("nan"),
             },
         ]
@@ -360,3 +382,243 @@ def test_a_headline_threshold_the_eval_did_not_compute_is_an_error(tmp_path, cap
         and "scr_metric_threshold_10" in err
     )
     assert aggregate.main(args + ["--threshold", "10"]) == 0
+
+
+# --- replicates: synthetic seed spreads ----------------------------------------------------------
+
+SEEDS = [42, 43, 44]
+BASE_SCR = {42: 0.610, 43: 0.387, 44: 0.454}
+GAIN_SCR = {42: 0.116, 43: 0.099, 44: 0.111}  # mpsae - baseline: clear once paired
+BASE_PROBE = {42: 0.958, 43: 0.958, 44: 0.970}
+MP_PROBE = {42: 0.942, 43: 0.956, 44: 0.962}  # within noise of the baseline
+
+
+def replicate_run(root, drop=None):
+    """baseline and mpsae_s20 with core (once) and sparse_probing + scr at three seeds."""
+    variants = [
+        {"id": "baseline", "family": "baseline"},
+        {"id": "mpsae_s20", "family": "mpsae", "param_name": "s", "param": 20},
+    ]
+    for v, arch, l0, ev in [
+        ("baseline", "standard", 20.0, 0.89),
+        ("mpsae_s20", "mpsae", 19.0, 0.97),
+    ]:
+        write_sae(root, v, arch)
+        write_pair(
+            root,
+            "core",
+            v,
+            {"sparsity": {"l0": l0}, "model_performance_preservation": {"ce_loss_score": 0.99}},
+            own={"workflow_reconstruction": {"explained_variance_centered": ev}},
+        )
+        for seed in SEEDS:
+            if drop == (v, seed):
+                continue
+            where = None if seed == 42 else seed
+            probe = BASE_PROBE[seed] if v == "baseline" else MP_PROBE[seed]
+            scr = BASE_SCR[seed] + (GAIN_SCR[seed] if v == "mpsae_s20" else 0.0)
+            write_pair(
+                root, "sparse_probing", v, {"sae": {"sae_top_1_test_accuracy": probe}}, seed=where
+            )
+            write_pair(
+                root, "scr", v, {"scr_metrics": {"scr_metric_threshold_20": scr}}, seed=where
+            )
+    return variants
+
+
+EVALS = ["core", "sparse_probing", "scr"]
+
+
+def merged_replicates(root, **kwargs):
+    return aggregate.collect(
+        replicate_run(root, **kwargs),
+        root / "saes",
+        root / "evals",
+        EVALS,
+        main_seed=42,
+        extra_seeds=[43, 44],
+        replicated=["sparse_probing", "scr"],
+        **({"allow_missing": True} if kwargs else {}),
+    )
+
+
+def test_replicates_give_means_intervals_and_a_long_table(tmp_path):
+    table = merged_replicates(tmp_path).table.set_index("variant")
+    probe = "sparse_probing.sae.sae_top_1_test_accuracy"
+    values = pd.Series(BASE_PROBE)
+    assert table.loc["baseline", probe] == pytest.approx(values.mean())
+    assert table.loc["baseline", f"{probe}_std"] == pytest.approx(values.std())
+    assert table.loc["baseline", f"{probe}_n"] == 3
+    half = 4.302652729911275 * values.std() / math.sqrt(3)
+    assert table.loc["baseline", f"{probe}_ci_high"] == pytest.approx(values.mean() + half)
+    assert f"{CENTERED}_ci_low" not in table  # core is measured once: no interval columns
+    long = merged_replicates(tmp_path / "again").long
+    assert list(long.columns) == ["variant", "eval_type", "metric", "seed", "value"]
+    rows = long[(long["metric"] == "sae.sae_top_1_test_accuracy") & (long["variant"] == "baseline")]
+    assert dict(zip(rows["seed"], rows["value"])) == BASE_PROBE
+    assert set(long[long["eval_type"] == "core"]["seed"]) == {42}
+
+
+def test_a_missing_replicate_is_an_error_or_reported(tmp_path):
+    with pytest.raises(aggregate.MissingPairError, match=r"seed 43.*seed_43/mpsae_s20.json"):
+        merge(
+            replicate_run(tmp_path, drop=("mpsae_s20", 43)),
+            tmp_path / "saes",
+            tmp_path / "evals",
+            EVALS,
+            extra_seeds=[43, 44],
+            replicated=["sparse_probing", "scr"],
+        )
+    merged = merged_replicates(tmp_path / "b", drop=("mpsae_s20", 43))
+    assert ("scr", "mpsae_s20", 43) in merged.missing_replicates
+    compared = summary.Comparison(
+        merged.table,
+        headline_metrics(EVALS),
+        EVALS,
+        long=merged.long,
+        seeds=SEEDS,
+        baseline_of={"baseline": "baseline", "mpsae_s20": "baseline"},
+        missing_replicates=merged.missing_replicates,
+    )
+    text = summary.markdown(compared)
+    assert "**Missing replicates**" in text and "scr/seed_43/mpsae_s20" in text
+    assert "43 (baseline only)" in text  # the unpaired seed is named, not silently dropped
+    versus = summary.versus_baseline(compared).set_index("metric")
+    assert (
+        versus.loc["scr_metrics.scr_metric_threshold_20", "n"] == 2
+        and versus.loc["scr_metrics.scr_metric_threshold_20", "seeds"] == "42;44"
+    )
+
+
+def replicate_summary(root):
+    merged = merged_replicates(root)
+    compared = summary.Comparison(
+        merged.table,
+        headline_metrics(EVALS),
+        EVALS,
+        long=merged.long,
+        seeds=SEEDS,
+        baseline_of={"baseline": "baseline", "mpsae_s20": "baseline"},
+    )
+    return compared, summary.markdown(compared)
+
+
+def test_summary_with_replicates_claims_only_what_is_outside_noise(tmp_path):
+    compared, text = replicate_summary(tmp_path)
+    assert "seeds 42, 43, 44 (n = 3)" in text
+    line = next(row for row in text.splitlines() if "| baseline |" in row and "±" in row)
+    assert "0.962 ± 0.017" in line  # probe mean ± t half-width
+    # the probe difference is within noise: no bold in that column, both share rank 1 there
+    header, cells, bold = summary.summary_rows(compared)
+    column = header.index("top-1 SAE probe accuracy ↑")
+    assert not any(marks[column] for marks in bold)
+    # SCR: shown with its reliability mark, never ranked by default
+    assert any(h.startswith("SCR (top 20 latents) ↑†") for h in header)
+    assert "fails the audit's reliability tests" in text
+    # versus baseline: SCR clearly better when paired, probe within noise
+    versus = summary.versus_baseline(compared).set_index("metric")
+    assert versus.loc["scr_metrics.scr_metric_threshold_20", "verdict"] == "better"
+    assert versus.loc["sae.sae_top_1_test_accuracy", "verdict"] == "within noise"
+    assert versus.loc["workflow_reconstruction.explained_variance_centered", "verdict"] == (
+        "no noise estimate"
+    )
+    assert "## Versus baseline" in text and "(better, n=3)" in text
+    # ranking: probe within noise -> shared rank; EV (core, measured once) by value -> mpsae wins
+    ranked = summary.rank_variants(compared.table, compared.headlines, compared)
+    assert list(ranked["variant"]) == ["mpsae_s20", "baseline"]
+    assert list(ranked["mean_rank"]) == pytest.approx([1.0, 4 / 3])  # EV 1|2, probe 1|1, CE 1|1
+
+
+def test_summary_with_one_seed_says_there_is_no_noise_estimate(tmp_path):
+    merged = aggregate.collect(
+        replicate_run(tmp_path),
+        tmp_path / "saes",
+        tmp_path / "evals",
+        EVALS,
+    )
+    compared = summary.Comparison(
+        merged.table,
+        headline_metrics(EVALS),
+        EVALS,
+        long=merged.long,
+        seeds=[42],
+        baseline_of={"baseline": "baseline", "mpsae_s20": "baseline"},
+    )
+    text = summary.markdown(compared)
+    assert "**One seed (42): no noise estimate exists.**" in text
+    assert "replicates.seeds" in text
+    header, cells, bold = summary.summary_rows(compared)
+    probe = header.index("top-1 SAE probe accuracy ↑")
+    ev = header.index("explained variance ↑")
+    assert not any(marks[probe] for marks in bold)  # 0.958 vs 0.942: one seed, not bolded
+    assert [marks[ev] for marks in bold] == [True, False]  # deterministic core: strictly best
+    assert "±" not in "".join("".join(c) for c in cells)
+    assert "(no noise estimate, n=1)" in text
+
+
+def test_ranking_metrics_from_the_config_replace_the_default(tmp_path):
+    compared, _ = replicate_summary(tmp_path)
+    compared.ranking = ["scr.scr_metrics.scr_metric_threshold_20"]
+    ranked = summary.rank_variants(compared.table, compared.headlines, compared)
+    assert list(ranked["variant"]) == ["mpsae_s20", "baseline"]  # paired SCR win counts
+    assert list(ranked["rank"]) == [1, 2]
+    header, _, _ = summary.summary_rows(compared)
+    assert "SCR (top 20 latents) ↑" in header and "explained variance ↑†" in header
+
+
+def test_cli_writes_long_and_versus_tables(tmp_path):
+    variants = replicate_run(tmp_path)
+    out = tmp_path / "merged"
+    args = ["--variants", json.dumps(variants), "--eval-types", *EVALS]
+    args += ["--saes-dir", str(tmp_path / "saes"), "--evals-dir", str(tmp_path / "evals")]
+    args += ["--main-seed", "42", "--extra-seeds", "43", "44"]
+    args += ["--replicated", "sparse_probing", "scr", "--csv", str(out / "metrics.csv")]
+    args += ["--long-csv", str(out / "long.csv"), "--versus-csv", str(out / "versus.csv")]
+    args += ["--summary-md", str(out / "summary.md")]
+    assert aggregate.main(args) == 0
+    long = pd.read_csv(out / "long.csv")
+    assert len(long[(long["eval_type"] == "scr")]) == 6  # 2 variants x 3 seeds
+    versus = pd.read_csv(out / "versus.csv")
+    assert set(versus["verdict"]) == {"better", "within noise", "no noise estimate"}
+    table = pd.read_csv(out / "metrics.csv")
+    assert "scr.scr_metrics.scr_metric_threshold_20_ci_low" in table
+
+
+def test_plots_draw_intervals_and_verdicts_with_replicates(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    variants = replicate_run(tmp_path)
+    out = tmp_path / "merged"
+    args = ["--variants", json.dumps(variants), "--eval-types", *EVALS]
+    args += ["--saes-dir", str(tmp_path / "saes"), "--evals-dir", str(tmp_path / "evals")]
+    args += ["--main-seed", "42", "--extra-seeds", "43", "44", "--replicated"]
+    args += ["sparse_probing", "scr", "--csv", str(out / "metrics.csv")]
+    args += ["--long-csv", str(out / "long.csv"), "--versus-csv", str(out / "versus.csv")]
+    assert aggregate.main(args) == 0
+    drawn, texts = [], []
+    original_errorbar, original_text = matplotlib.axes.Axes.errorbar, matplotlib.axes.Axes.text
+
+    def errorbar(self, x, y, yerr=None, **kwargs):
+        drawn.append((self.get_title(), list(y), [list(e) for e in yerr]))
+        return original_errorbar(self, x, y, yerr=yerr, **kwargs)
+
+    def text(self, x, y, s, *a, **k):
+        texts.append(str(s))
+        return original_text(self, x, y, s, *a, **k)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", text)
+    plots = tmp_path / "plots"
+    cli = ["--table", str(out / "metrics.csv"), "--long", str(out / "long.csv")]
+    cli += ["--versus", str(out / "versus.csv"), "--eval-types", *EVALS, "--out-dir", str(plots)]
+    assert plot_metrics.main(cli) == 0
+    for name in outputs.plot_file_names(EVALS):
+        assert_png(plots / name)
+    titles = {title for title, _, _ in drawn}
+    assert titles == {"top-1 SAE probe accuracy", "SCR (top 20 latents)"}  # not core: one value
+    probe = [d for d in drawn if d[0] == "top-1 SAE probe accuracy"]
+    half = 4.302652729911275 * pd.Series(BASE_PROBE).std() / math.sqrt(3)
+    assert any(y == pytest.approx([pd.Series(BASE_PROBE).mean()]) for _, y, _ in probe)
+    assert any(e[0] == pytest.approx([half]) for _, _, e in probe)
+    cells = " ".join(texts)
+    assert "▲" in cells and "≈" in cells  # SCR better, probe within noise (heat map)

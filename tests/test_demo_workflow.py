@@ -8,6 +8,7 @@ import re
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from conftest import REPO, run_snakemake, write_config
@@ -101,7 +102,8 @@ def test_metrics_mean_something(demo_run):
         "variant"
     )
     baseline = table.loc["baseline"]
-    assert baseline["core.reconstruction_quality.explained_variance"] > 0.7
+    assert baseline["core.workflow_reconstruction.explained_variance_centered"] > 0.7
+    assert baseline["core.reconstruction_quality.explained_variance"] > 0.7  # SAE Bench's own
     assert (
         baseline["sparse_probing.llm.llm_test_accuracy"] > 0.6
     )  # 5 classes one-vs-rest: chance 0.5
@@ -148,3 +150,53 @@ def test_adding_a_variant_runs_only_its_jobs(demo_run):
     assert all(p.stat().st_mtime == t for p, t in before.items())  # nothing else was recomputed
     table = pd.read_csv(workdir / "results" / "merged" / "metrics.csv")
     assert "ihtp_k3" in set(table["variant"])
+
+
+def test_centered_explained_variance_equals_a_direct_computation(demo_run, monkeypatch):
+    """The recorded value (results/workflow_metrics/core/baseline.json) equals 1 - SSE/SST
+    computed here from scratch over the tokens SAE Bench's core pass draws: the model run on
+    them, the SAE applied, special tokens masked, sums in float64."""
+    import sae_bench.evals.core.main as core_main
+    from transformers import AutoTokenizer
+
+    from workflow_scripts import sae_io, settings
+    from workflow_scripts.evals import core, patches, registry
+    from workflow_scripts.evals.base import EvalJob
+    from workflow_scripts.evals.local_loaders import load_local_model
+    from workflow_scripts.evals.reconstruction import ReconstructionStats
+
+    workdir = demo_run["workdir"]
+    monkeypatch.chdir(workdir)  # the demo config's paths are relative to the run's folder
+    config = settings.validate_config(yaml.safe_load(demo_run["config"].read_text()))
+    job_settings = registry.job_settings(config, "core")
+    sae = sae_io.load_sae(workdir / "results" / "saes" / "baseline", device="cpu")
+    model_dir = config["model"]["local_dir"]
+    stats = ReconstructionStats(keep_batches=True)
+    job = EvalJob("core", sae, "baseline", job_settings, workdir / "direct_core", None)
+    with patches.local_models({config["model"]["name"]: model_dir}):
+        with patches.record_core_reconstruction(core_main, stats):
+            core._multiple_evals(core_main, job, job_settings["section_values"], config["model"])
+
+    model = load_local_model(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(workdir / "resources" / "demo" / "tokenizer"))
+    special = torch.tensor([tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id])
+    x_all, x_hat_all = [], []
+    with torch.no_grad():
+        for tokens, recorded_mask in stats.batches:
+            mask = ~torch.isin(tokens, special)
+            assert torch.equal(mask, recorded_mask)  # the special tokens SAE Bench leaves out
+            _, cache = model.run_with_cache(tokens, names_filter=[sae.cfg.hook_name])
+            x = cache[sae.cfg.hook_name]
+            x_all.append(x[mask].double())
+            x_hat_all.append(sae.decode(sae.encode(x))[mask].double())
+    x, x_hat = torch.cat(x_all), torch.cat(x_hat_all)
+    direct = 1 - ((x - x_hat) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
+    record = json.loads(
+        (workdir / "results" / "workflow_metrics" / "core" / "baseline.json").read_text()
+    )
+    recorded = record["eval_result_metrics"]["workflow_reconstruction"]
+    assert recorded["explained_variance_centered"] == pytest.approx(float(direct), abs=1e-4)
+    assert recorded["tokens"] == len(x)
+    saebench = json.loads((workdir / "results" / "evals" / "core" / "baseline.json").read_text())
+    uncentered = saebench["eval_result_metrics"]["reconstruction_quality"]["explained_variance"]
+    assert abs(uncentered - float(direct)) > 1e-3  # SAE Bench's number is another quantity

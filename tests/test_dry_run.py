@@ -36,14 +36,14 @@ def dry_run(tmp_path, *args):
     return planned_jobs(result.stdout)
 
 
-def test_default_config_plans_24_evaluation_jobs(tmp_path):
+def test_default_config_plans_30_evaluation_jobs(tmp_path):
     jobs = dry_run(tmp_path, "--configfile", str(REPO / "config" / "config.yaml"))
     evals = [j for j in jobs if j["rule"] == "evaluate"]
-    assert len(evals) == 24
+    assert len(evals) == 30
     pairs = {(j["eval_type"], j["variant"]) for j in evals}
-    assert pairs == {
-        (e, v) for e in ["core", "sparse_probing", "scr", "tpp"] for v in DEFAULT_VARIANTS
-    }
+    default_types = ["core", "sparse_probing", "scr", "tpp", "sparse_probing_sae_probes"]
+    assert pairs == {(e, v) for e in default_types for v in DEFAULT_VARIANTS}
+    assert not [j for j in jobs if j["rule"] == "evaluate_replicate"]  # one seed by default
     built = {
         j.get("imported") or j.get("derived")
         for j in jobs
@@ -55,7 +55,7 @@ def test_default_config_plans_24_evaluation_jobs(tmp_path):
 
 def test_slurm_profile_dry_run_needs_no_slurm(tmp_path):
     jobs = dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm"))
-    assert sum(j["rule"] == "evaluate" for j in jobs) == 24
+    assert sum(j["rule"] == "evaluate" for j in jobs) == 30
 
 
 def test_demo_config_dry_run(tmp_path):
@@ -67,6 +67,23 @@ def test_demo_config_dry_run(tmp_path):
     variants = {v for _, v in evals}
     assert {"baseline", "ihtp_k5", "mpsae_s10"} <= variants
     assert len(evals) == len(variants) * len({e for e, _ in evals})
+
+
+def test_replicates_run_seed_dependent_evals_once_per_extra_seed(tmp_path):
+    config = write_config(tmp_path / "seeds.yaml", "demo.yaml", replicates={"seeds": [42, 7, 9]})
+    result = run_snakemake(["-n", "-p", "--configfile", str(config)], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = planned_jobs(result.stdout)
+    main = {(j["eval_type"], j["variant"]) for j in jobs if j["rule"] == "evaluate"}
+    replicates = {
+        (j["eval_type"], j["seed"], j["variant"]) for j in jobs if j["rule"] == "evaluate_replicate"
+    }
+    seeded = {"sparse_probing", "scr", "tpp", "sparse_probing_sae_probes"}  # not core
+    assert {e for e, _ in main} == seeded | {"core"}
+    assert replicates == {(e, s, v) for e, v in main if e in seeded for s in ("7", "9")}
+    assert "results/evals/scr/seed_7/baseline.json" in result.stdout
+    # the replicate's job settings carry its seed; the main job keeps random_seed
+    assert '"random_seed": 7' in result.stdout and '"random_seed": 42' in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -82,6 +99,9 @@ def test_demo_config_dry_run(tmp_path):
         ),
         ({"model": {"llm_batch_size": "big"}}, "model.llm_batch_size"),
         ({"eval_types": {"corr": True}}, "eval_types.corr"),
+        ({"replicates": {"seeds": [1, 2, 3]}}, "replicates.seeds"),  # random_seed 42 not among them
+        ({"replicates": {"seeds": [42, 42]}}, "replicates.seeds"),
+        ({"ranking": {"metrics": ["scr.no_such_metric"]}}, "ranking.metrics"),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, overrides, key):

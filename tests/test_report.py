@@ -22,7 +22,13 @@ DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
 EVAL_TYPES = ["core", "sparse_probing"]
 VARIANTS = ["baseline", "ihtp_k5", "ihtp_k10"]
 OVERRIDES = dict(
-    eval_types={"core": True, "sparse_probing": True, "scr": False, "tpp": False},
+    eval_types={
+        "core": True,
+        "sparse_probing": True,
+        "scr": False,
+        "tpp": False,
+        "sparse_probing_sae_probes": False,
+    },
     sae_variants={"ihtp": {"enabled": True, "k_values": [5, 10]}, "mpsae": {"enabled": False}},
     core_eval={"n_eval_reconstruction_batches": 2, "n_eval_sparsity_variance_batches": 2},
 )
@@ -53,10 +59,12 @@ def run(tmp_path_factory):
 
 
 def json_headlines(out, variant):
-    """Headline values read straight from SAE Bench's JSONs."""
+    """Headline values read straight from SAE Bench's JSONs (and the workflow's records, for
+    the workflow's own metrics: the centered explained variance)."""
     values = {}
     for h in headline_metrics(EVAL_TYPES):
-        result = json.loads((out / "evals" / h.eval_type / f"{variant}.json").read_text())
+        folder = "workflow_metrics" if h.key.startswith("workflow_") else "evals"
+        result = json.loads((out / folder / h.eval_type / f"{variant}.json").read_text())
         group, name = h.key.split(".")
         values[h.column] = result["eval_result_metrics"][group][name]
     return values
@@ -96,7 +104,7 @@ def test_summary_has_every_variant_ranked_by_the_rule(run):
             [values[row[1]][h.column] for h in headlines], rel=2e-3, abs=1e-3
         )
         assert float(row[-1]) == pytest.approx(mean_rank[row[1]], abs=0.01)
-    assert "Ranked by mean rank" in text
+    assert "**Ranking**: mean rank over" in text and "no noise estimate exists" in text
 
 
 def test_the_run_prints_the_summary_at_the_end(run):
@@ -167,10 +175,11 @@ def test_saebench_graphing_utils_read_the_results(run):
 
 
 def drop_pair(run, eval_type="core", variant="ihtp_k5"):
-    """A pair whose job failed: Snakemake removed its JSON, its log stays."""
-    path = run["out"] / "evals" / eval_type / f"{variant}.json"
-    if path.exists():
-        path.unlink()
+    """A pair whose job failed: Snakemake removed its outputs, its log stays."""
+    for folder in ("evals", "workflow_metrics"):
+        path = run["out"] / folder / eval_type / f"{variant}.json"
+        if path.exists():
+            path.unlink()
     assert (run["workdir"] / "logs" / "evaluate" / eval_type / f"{variant}.log").is_file()
 
 

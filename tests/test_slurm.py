@@ -375,12 +375,13 @@ def cancelled_run(runs, cluster, config_file, overlay, tmp_path_factory):
         if (first / "results" / done).exists():
             shutil.copytree(first / "results" / done, workdir / "results" / done)
     for eval_type, variant in PAIRS.values():
-        if variant not in RERUN:
-            (workdir / "results" / "evals" / eval_type).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(
-                first / "results" / "evals" / eval_type / f"{variant}.json",
-                workdir / "results" / "evals" / eval_type / f"{variant}.json",
-            )
+        if variant not in RERUN:  # SAE Bench's JSON and the workflow's record of the job
+            for folder in ("evals", "workflow_metrics"):
+                (workdir / "results" / folder / eval_type).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(
+                    first / "results" / folder / eval_type / f"{variant}.json",
+                    workdir / "results" / folder / eval_type / f"{variant}.json",
+                )
     run = start_slurm_run(workdir, config_file, overlay)
     victim = None
     try:

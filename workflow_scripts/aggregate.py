@@ -1,10 +1,21 @@
 """Merge the per-pair SAE Bench JSONs into one table: one row per variant.
 
-Columns: variant, family, architecture, param_name, param, d_sae, hook, missing (eval types without
-a result, only with allow_missing), then every scalar metric as `<eval_type>.<group>.<metric>`, read
-from SAE Bench's `eval_result_metrics` unchanged. Also writes the ranked summary of the headline
-metrics (workflow_scripts/summary.py), the run's configuration, and links that give every pair
-JSON the file name SAE Bench itself would use.
+Every evaluation job left SAE Bench's JSON (`evals/<eval_type>[/seed_<seed>]/<variant>.json`) and
+the workflow's record (`workflow_metrics/...`, same layout; for core the centered explained
+variance and |code| > 0 density). Both are read into a long table, one row per
+(variant, eval_type, metric, seed, value) (`metrics_long.csv`), and from it:
+
+- `metrics.csv` / `.json`: one row per variant. Columns: variant, family, architecture,
+  param_name, param, d_sae, hook, missing (eval types without a result, only with allow_missing),
+  then every scalar metric as `<eval_type>.<group>.<metric>` (SAE Bench's names unchanged; the
+  workflow's groups start with `workflow_`), holding the mean over seeds (the value itself with
+  one seed). For replicated eval types each metric also has `<column>_std` (sample standard
+  deviation), `<column>_n` (seeds), `<column>_ci_low` / `<column>_ci_high` (95% t-interval of the
+  mean; see statistics.py).
+- `versus_baseline.csv`: per variant and headline metric, the paired difference to its baseline
+  with its 95% interval and verdict.
+- the ranked summary (summary.py), the run's configuration, and links that give every main-seed
+  pair JSON the file name SAE Bench itself would use.
 """
 
 from __future__ import annotations
@@ -14,13 +25,14 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from numbers import Number
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from workflow_scripts import summary
+from workflow_scripts import statistics, summary
 
 ID_COLUMNS = ["variant", "family", "architecture", "param_name", "param", "d_sae", "hook"]
 
@@ -61,43 +73,122 @@ def read_pair(path: Path) -> dict | None:
     return result if isinstance(result, dict) and result.get("eval_result_metrics") else None
 
 
-def merge(
+def run_folders(eval_type: str, main_seed: int, extra_seeds: list[int]) -> list[tuple[int, str]]:
+    """(seed, folder under evals/ and workflow_metrics/) of every run of one eval type."""
+    return [(main_seed, eval_type)] + [(s, f"{eval_type}/seed_{s}") for s in extra_seeds]
+
+
+@dataclass
+class Merged:
+    """The merged results: `table` (one row per variant), `long` (one row per value and seed),
+    and what is missing: main-seed pairs (eval_type, variant) and replicates (…, seed)."""
+
+    table: pd.DataFrame
+    long: pd.DataFrame
+    missing: list[tuple[str, str]]
+    missing_replicates: list[tuple[str, str, int]]
+
+
+def merge(*args, **kwargs) -> pd.DataFrame:
+    """`collect(...).table`, with the missing pairs and replicates in its `attrs`."""
+    merged = collect(*args, **kwargs)
+    merged.table.attrs.update(missing=merged.missing, missing_replicates=merged.missing_replicates)
+    return merged.table
+
+
+def collect(
     variants: list[dict],
     saes_dir: Path,
     evals_dir: Path,
     eval_types: list[str],
     allow_missing: bool = False,
-) -> pd.DataFrame:
-    """One row per variant. A missing pair raises MissingPairError naming it, unless
+    records_dir: Path | None = None,
+    main_seed: int = 42,
+    extra_seeds: list[int] | None = None,
+    replicated: list[str] | None = None,
+) -> Merged:
+    """One row per variant, metric columns the mean over seeds (see the module docstring).
+
+    `replicated` eval types are read at `main_seed` and every `extra_seeds`, the others at
+    `main_seed` only. A missing main-seed pair raises MissingPairError naming it, unless
     `allow_missing`: then its metrics are NaN, the `missing` column lists its eval types and
-    `table.attrs["missing"]` holds the (eval_type, variant) pairs."""
-    rows, missing = [], []
+    `missing` holds the (eval_type, variant) pairs. A missing replicate is an error too, or with
+    allow_missing listed in `missing_replicates` as (eval_type, variant, seed)."""
+    records_dir = Path(records_dir) if records_dir else Path(evals_dir).parent / "workflow_metrics"
+    replicated = set(replicated or [])
+    rows, long_rows, missing, missing_replicates = [], [], [], []
     for variant in variants:
         row = variant_row(variant, Path(saes_dir) / variant["id"])
         gaps = []
         for eval_type in eval_types:
-            path = Path(evals_dir) / eval_type / f"{variant['id']}.json"
-            result = read_pair(path)
-            if result is None:
-                if not allow_missing:
-                    state = "has no metrics" if path.exists() else "is missing"
-                    raise MissingPairError(
-                        f"pair ({eval_type}, {variant['id']}): {path} {state}; rerun its job "
-                        f"(logs/evaluate/{eval_type}/{variant['id']}.log has the cause), or set "
-                        "allow_missing: true to aggregate without it"
-                    )
-                gaps.append(eval_type)
-                missing.append((eval_type, variant["id"]))
-                continue
-            row.update(scalar_metrics(eval_type, result))
+            seeds = extra_seeds if eval_type in replicated else []
+            for seed, folder in run_folders(eval_type, main_seed, seeds or []):
+                path = Path(evals_dir) / folder / f"{variant['id']}.json"
+                result = read_pair(path)
+                if result is None:
+                    if not allow_missing:
+                        state = "has no metrics" if path.exists() else "is missing"
+                        which = "" if seed == main_seed else f", seed {seed}"
+                        raise MissingPairError(
+                            f"pair ({eval_type}, {variant['id']}{which}): {path} {state}; "
+                            f"rerun its job (logs/evaluate/{folder}/{variant['id']}.log has the "
+                            "cause), or set allow_missing: true to aggregate without it"
+                        )
+                    if seed == main_seed:
+                        gaps.append(eval_type)
+                        missing.append((eval_type, variant["id"]))
+                    else:
+                        missing_replicates.append((eval_type, variant["id"], seed))
+                    continue
+                values = scalar_metrics(eval_type, result)
+                record = read_record(records_dir / folder / f"{variant['id']}.json")
+                values.update(scalar_metrics(eval_type, record or {}))
+                long_rows += [
+                    {
+                        "variant": variant["id"],
+                        "eval_type": eval_type,
+                        "metric": column.split(".", 1)[1],
+                        "seed": seed,
+                        "value": value,
+                    }
+                    for column, value in values.items()
+                ]
         row["missing"] = ";".join(gaps)
         rows.append(row)
+    long = pd.DataFrame(long_rows, columns=statistics.LONG_COLUMNS)
     table = pd.DataFrame(rows)
+    wide = _wide(long, replicated)
+    table = table.merge(wide, how="left", left_on="variant", right_index=True)
     columns = ID_COLUMNS + ["missing"]
     metric_columns = sorted(c for c in table.columns if c not in columns)
     table = table[columns + metric_columns]
-    table.attrs["missing"] = missing
-    return table
+    return Merged(table, long, missing, missing_replicates)
+
+
+def _wide(long: pd.DataFrame, replicated: set[str]) -> pd.DataFrame:
+    """variant x `<eval_type>.<metric>` means, plus the interval columns of replicated types."""
+    if long.empty:
+        return pd.DataFrame(index=pd.Index([], name="variant"))
+    stats = statistics.summarize(long)
+    stats["column"] = stats["eval_type"] + "." + stats["metric"]
+    wide = stats.pivot(index="variant", columns="column", values="mean")
+    extra = stats[stats["eval_type"].isin(replicated)]
+    for suffix, field in [("_std", "std"), ("_n", "n"), ("_ci_low", "ci_low")] + [
+        ("_ci_high", "ci_high")
+    ]:
+        if not extra.empty:
+            part = extra.pivot(index="variant", columns="column", values=field)
+            wide = wide.join(part.add_suffix(suffix))
+    wide.columns.name = None
+    return wide
+
+
+def read_record(path: Path) -> dict | None:
+    """The workflow's record of one job (evaluate.write_workflow_record), or None."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def missing_headlines(table: pd.DataFrame, headlines) -> list[str]:
@@ -161,20 +252,41 @@ def link_saebench_names(
     return made
 
 
-def write_outputs(table: pd.DataFrame, args) -> None:
-    missing = table.attrs.get("missing", [])
+def comparison(merged: Merged, args) -> summary.Comparison:
+    """What the summary shows, from the merged results and the command line."""
+    table = merged.table
+    variants = list(table["variant"])
+    baseline = "baseline" if "baseline" in variants else None
+    return summary.Comparison(
+        table=table,
+        headlines=summary.headline_metrics(args.eval_types, args.threshold),
+        eval_types=args.eval_types,
+        threshold=args.threshold,
+        long=merged.long,
+        seeds=[args.main_seed, *args.extra_seeds],
+        ranking=json.loads(args.ranking) if args.ranking else None,
+        baseline_of={v: baseline for v in variants} if baseline else {},
+        missing=merged.missing,
+        missing_replicates=merged.missing_replicates,
+    )
+
+
+def write_outputs(merged: Merged, args) -> None:
     headlines = summary.headline_metrics(args.eval_types, args.threshold)
-    table = ensure_columns(table, [h.column for h in headlines])
+    table = ensure_columns(merged.table, [h.column for h in headlines])
+    compared = comparison(merged, args)
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.csv, index=False)
     if args.json:
         args.json.write_text(table.to_json(orient="records", indent=2))
+    if args.long_csv:
+        merged.long.to_csv(args.long_csv, index=False)
+    if args.versus_csv:
+        summary.versus_baseline(compared).to_csv(args.versus_csv, index=False)
     if args.summary_md:
-        args.summary_md.write_text(
-            summary.markdown(table, headlines, missing, args.threshold, args.eval_types)
-        )
+        args.summary_md.write_text(summary.markdown(compared))
     if args.summary_rst or args.summary_html:
-        text = summary.rst(table, headlines, missing, args.threshold, args.eval_types)
+        text = summary.rst(compared)
         if args.summary_rst:
             args.summary_rst.write_text(text)
         if args.summary_html:
@@ -194,8 +306,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-types", required=True, nargs="+")
     parser.add_argument("--saes-dir", required=True, type=Path)
     parser.add_argument("--evals-dir", required=True, type=Path)
+    parser.add_argument(
+        "--records-dir",
+        type=Path,
+        help="the workflow's records of each job (default: <evals-dir>/../workflow_metrics)",
+    )
+    parser.add_argument("--main-seed", type=int, default=42, help="random_seed: the plain paths")
+    parser.add_argument(
+        "--extra-seeds",
+        type=int,
+        nargs="*",
+        default=[],
+        help="the other seeds of replicates.seeds (their runs are under seed_<seed>/)",
+    )
+    parser.add_argument("--replicated", nargs="*", default=[], help="eval types run once per seed")
+    parser.add_argument("--ranking", help="JSON list of ranking.metrics (default: registry's)")
     parser.add_argument("--csv", required=True, type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--long-csv", type=Path, help="(variant, eval_type, metric, seed, value)")
+    parser.add_argument("--versus-csv", type=Path, help="paired differences to the baseline")
     parser.add_argument(
         "--allow-missing",
         action="store_true",
@@ -217,26 +346,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        table = merge(
+        merged = collect(
             json.loads(args.variants),
             args.saes_dir,
             args.evals_dir,
             args.eval_types,
             allow_missing=args.allow_missing,
+            records_dir=args.records_dir,
+            main_seed=args.main_seed,
+            extra_seeds=args.extra_seeds,
+            replicated=args.replicated,
         )
     except MissingPairError as error:
         print(f"aggregate: {error}", file=sys.stderr)
         return 1
-    problems = missing_headlines(table, summary.headline_metrics(args.eval_types, args.threshold))
+    headlines = summary.headline_metrics(args.eval_types, args.threshold)
+    problems = missing_headlines(merged.table, headlines)
     if problems:
         print("aggregate: " + "; ".join(problems), file=sys.stderr)
         return 1
-    write_outputs(table, args)
-    print(table.to_string(index=False, max_cols=12))
-    if table.attrs["missing"]:
+    write_outputs(merged, args)
+    print(merged.table.to_string(index=False, max_cols=12))
+    if merged.missing:
+        print("missing pairs (allow_missing): " + ", ".join(f"{e}/{v}" for e, v in merged.missing))
+    if merged.missing_replicates:
         print(
-            "missing pairs (allow_missing): "
-            + ", ".join(f"{e}/{v}" for e, v in table.attrs["missing"])
+            "missing replicates (allow_missing): "
+            + ", ".join(f"{e}/seed_{s}/{v}" for e, v, s in merged.missing_replicates)
         )
     return 0
 

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -73,11 +74,21 @@ def _cache_settings(settings: dict, sae) -> dict:
 
 
 def evaluate(
-    eval_type: str, sae_dir: Path, variant: str, settings: dict, output: Path, artifacts_root: Path
+    eval_type: str,
+    sae_dir: Path,
+    variant: str,
+    settings: dict,
+    output: Path,
+    artifacts_root: Path,
+    workflow_output: Path | None = None,
 ) -> Path:
+    """Run one pair; publish SAE Bench's JSON at `output` and, when asked, the workflow's own
+    record of the run at `workflow_output` (see `write_workflow_record`)."""
+    started = time.time()
     if settings.get("offline"):
         os.environ.update(OFFLINE_VARIABLES)
     import torch
+    from transformers import set_seed
 
     from workflow_scripts import artifact_cache, hub_sources, sae_io
     from workflow_scripts.evals.base import EvalJob
@@ -115,7 +126,10 @@ def evaluate(
                 f"({sae.cfg.architecture}, d_sae={sae.cfg.d_sae})",
                 flush=True,
             )
-            entry.run(EvalJob(eval_type, sae, variant, settings, work_dir, artifacts))
+            # SAE Bench seeds what it draws with random_seed; any library it calls that draws
+            # from the global generators (python, numpy, torch) gets the job's seed too
+            set_seed(settings["random_seed"])
+            own_metrics = entry.run(EvalJob(eval_type, sae, variant, settings, work_dir, artifacts))
         results = sorted(work_dir.rglob("*_eval_results.json"))
         if len(results) != 1:
             raise NoResultError(
@@ -125,10 +139,31 @@ def evaluate(
             )
         json.loads(results[0].read_text())  # a truncated file must not be published
         output.parent.mkdir(parents=True, exist_ok=True)
+        if workflow_output is not None:
+            record = {
+                "eval_type": eval_type,
+                "variant": variant,
+                "random_seed": settings["random_seed"],
+                "saebench_result": os.path.relpath(output, Path(workflow_output).parent),
+                "elapsed_s": round(time.time() - started, 1),
+                "eval_result_metrics": own_metrics or {},
+            }
+            write_workflow_record(Path(workflow_output), record)
         os.replace(results[0], output)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return output
+
+
+def write_workflow_record(path: Path, record: dict) -> None:
+    """The workflow's own file beside SAE Bench's JSON (written atomically): which seed the pair
+    ran with, how long it took, and `eval_result_metrics` the workflow computed itself (core: the
+    centered explained variance and |code| > 0 density of evals/reconstruction.py), in SAE Bench's
+    `{group: {name: value}}` layout so the aggregation reads both files the same way."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(partial, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", required=True)
     parser.add_argument("--settings", required=True, help="JSON from evals.registry.job_settings")
     parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument(
+        "--workflow-output", type=Path, help="the workflow's own record of the run (JSON)"
+    )
     parser.add_argument("--artifacts-root", type=Path, default=Path("results/artifacts"))
     parser.add_argument(
         "--threads",
@@ -149,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}", flush=True
     )  # GPU granted to this job
+    if args.threads:  # the job's share of the node's cores (threads: in the rule)
+        import torch
+
+        torch.set_num_threads(args.threads)
     from workflow_scripts.hub_sources import NotCachedError
 
     try:
@@ -159,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             json.loads(args.settings),
             args.output,
             args.artifacts_root,
+            args.workflow_output,
         )
     except (NoResultError, NotCachedError) as error:
         print(f"ERROR: {error}", file=sys.stderr)

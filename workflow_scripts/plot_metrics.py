@@ -4,8 +4,12 @@
   metric; one marker and colour per architecture (config `visualization`), every point labelled
   with its variant id, each family's parameter sweep joined by a line in parameter order, and the
   Pareto frontier (best value reachable at a given L0 or sparser) drawn as a dashed step line.
+  With replicate seeds, points are means over seeds with their 95% t-interval as error bars, and
+  the frontier is drawn through the means.
 - `headline_heatmap.png`: variants (in summary rank order) x headline metrics, coloured by how
-  good each value is within its column (1 = best variant, 0 = worst), annotated with the values.
+  good each value is within its column (1 = best variant, 0 = worst), annotated with the values
+  and each variant's verdict against its baseline (▲ better, ▼ worse, ≈ within noise: hatched;
+  nothing without a noise estimate); † marks metrics left out of the ranking.
 
 Missing pairs (allow_missing) are left out of a panel and named under it; without the core eval
 there is no L0, and the L0 plots show each metric per variant as bars with a note saying so.
@@ -20,6 +24,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -224,6 +229,36 @@ def scatter_panel(ax, table: pd.DataFrame, headline: summary.Headline, style: St
         return handles
     shown = table[present]
     x, y = x_all[present].to_numpy(), y_all[present].to_numpy()
+    low, high = (
+        numeric(shown, f"{headline.column}_ci_low"),
+        numeric(shown, f"{headline.column}_ci_high"),
+    )
+    has_ci = low.notna() & high.notna()
+    if has_ci.any():  # replicates: the 95% interval of each mean
+        for architecture, rows in shown[has_ci.to_numpy()].groupby("architecture"):
+            ys = numeric(rows, headline.column).to_numpy()
+            ax.errorbar(
+                numeric(rows, L0).to_numpy(),
+                ys,
+                yerr=[ys - low[rows.index].to_numpy(), high[rows.index].to_numpy() - ys],
+                fmt="none",
+                ecolor=style.color(architecture),
+                elinewidth=1.1,
+                capsize=3,
+                alpha=0.8,
+                zorder=2,
+            )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                marker="|",
+                linestyle="none",
+                markersize=10,
+                label="95% interval of the mean over seeds",
+            )
+        )
     front = pareto_front(x, y, headline.higher_is_better)
     fx, fy = x[front], y[front]
     ax.step(fx, fy, where="post", color="0.45", linestyle="--", linewidth=1.2, zorder=1)
@@ -360,14 +395,22 @@ def plot_eval(
     plt.close(fig)
 
 
+VERDICT_MARKS = {"better": "▲", "worse": "▼", "within noise": "≈"}
+
+
 def plot_heatmap(
     table: pd.DataFrame,
     eval_types: list[str],
     path: Path,
     threshold: int = summary.DEFAULT_THRESHOLD,
+    comparison: summary.Comparison | None = None,
+    versus: pd.DataFrame | None = None,
 ) -> None:
     headlines = summary.headline_metrics(eval_types, threshold)
-    ranked = summary.rank_variants(table, headlines)
+    ranked = summary.rank_variants(table, headlines, comparison)
+    ranked_columns = set(
+        (comparison or summary.Comparison(table, headlines, eval_types)).ranked_columns
+    )
     values = pd.DataFrame({h.column: numeric(ranked, h.column) for h in headlines})
     goodness = pd.DataFrame(index=values.index)
     for h in headlines:
@@ -376,8 +419,27 @@ def plot_heatmap(
         scaled = (column - low) / (high - low) if high > low else column * 0 + 1.0
         goodness[h.column] = scaled if h.higher_is_better else 1 - scaled
     annotations = values.apply(lambda c: c.map(summary._format))
+    verdicts = pd.DataFrame("", index=values.index, columns=values.columns)
+    if versus is not None and not versus.empty:
+        for i, variant in enumerate(ranked["variant"]):
+            for h in headlines:
+                match = versus[
+                    (versus["variant"] == variant)
+                    & (versus["eval_type"] == h.eval_type)
+                    & (versus["metric"] == h.key)
+                ]
+                if not match.empty:
+                    verdicts.iloc[i, list(values.columns).index(h.column)] = match["verdict"].iloc[
+                        0
+                    ]
+    marks = verdicts.apply(lambda c: c.map(lambda v: VERDICT_MARKS.get(v, "")))
+    annotations = annotations.where(marks == "", annotations + " " + marks)
     rows = [f"{r}. {short_label(v, 40)}" for r, v in zip(ranked["rank"], ranked["variant"])]
-    columns = [f"{h.label}\n{h.arrow} {h.direction}" for h in headlines]
+    columns = [
+        f"{h.label}{'' if h.column in ranked_columns or h.column == L0 else ' †'}"
+        f"\n{h.arrow} {h.direction}"
+        for h in headlines
+    ]
     sns.set_theme(style="white")
     fig, ax = plt.subplots(
         figsize=(max(6.5, 2.0 * len(headlines) + 3.5), max(3.0, 0.45 * len(rows) + 2.2))
@@ -410,6 +472,14 @@ def plot_heatmap(
             color="0.3",
             style="italic",
         )
+    for i, j in zip(*np.where((verdicts == "within noise").to_numpy())):
+        ax.add_patch(
+            matplotlib.patches.Rectangle(
+                (j, i), 1, 1, fill=False, hatch="///", edgecolor="white", linewidth=0, alpha=0.7
+            )
+        )
+    legend = "vs baseline: ▲ better, ▼ worse, ≈ within noise (hatched); † not ranked"
+    ax.text(0.0, -0.12, legend, transform=ax.transAxes, fontsize=7, color="0.3", va="top")
     ax.set_xticklabels(ax.get_xticklabels(), rotation=0, fontsize=8)
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=8)
     ax.set_xlabel("")
@@ -434,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         help="SCR/TPP headline threshold (default: the style's headline_threshold or 20)",
     )
     parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--long", type=Path, help="metrics_long.csv (replicates)")
+    parser.add_argument("--versus", type=Path, help="versus_baseline.csv (verdicts)")
+    parser.add_argument("--ranking", help="JSON list of ranking.metrics (default: registry's)")
     args = parser.parse_args(argv)
     table = pd.read_csv(args.table)
     style_config = json.loads(args.style)
@@ -442,7 +515,18 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for eval_type in args.eval_types:
         plot_eval(table, eval_type, style, args.out_dir / l0_plot_name(eval_type), threshold)
-    plot_heatmap(table, args.eval_types, args.out_dir / HEATMAP, threshold)
+    long = pd.read_csv(args.long) if args.long else None
+    comparison = summary.Comparison(
+        table,
+        summary.headline_metrics(args.eval_types, threshold),
+        args.eval_types,
+        threshold,
+        long=long,
+        seeds=sorted(long["seed"].unique().tolist()) if long is not None and len(long) else [],
+        ranking=json.loads(args.ranking) if args.ranking else None,
+    )
+    versus = pd.read_csv(args.versus) if args.versus else None
+    plot_heatmap(table, args.eval_types, args.out_dir / HEATMAP, threshold, comparison, versus)
     return 0
 
 

@@ -1,85 +1,117 @@
-"""The headline metrics of a run, ranked: `summary.md` (printed at the end of a run), `summary.rst`
-(embedded in the Snakemake report) and `summary.html`.
+"""The headline metrics of a run, ranked, and each variant against its baseline: `summary.md`
+(printed at the end of a run), `summary.rst` (embedded in the Snakemake report), `summary.html`.
 
-Headline metrics are the registry's (`evals.registry.REGISTRY[...].headline`) of the enabled eval
-types. SCR and TPP report a score per number N of ablated latents; the headline uses
-N = `visualization.headline_threshold` (default 20).
+Headline metrics are the registry's (`evals.registry.REGISTRY[...].headline`, see headlines.py)
+of the enabled eval types; SCR/TPP at N = `visualization.headline_threshold` ablated latents.
 
-Ranking rule: for every headline metric except L0, variants are ranked 1 (best, in the metric's
-better direction) to n (ties share the better rank); a variant's score is the mean of its ranks
-over the metrics it has (missing pairs are left out). Variants are sorted by that mean rank, ties
-broken by lower L0, then by variant id. L0 is sparsity, a design choice rather than a quality, so it
-is shown beside the ranking but does not enter it; read it with the L0 plots' Pareto frontiers.
+The summary claims only what the data supports:
+
+- **Values**: the mean over seeds ± the half-width of its 95% t-interval (statistics.py) when the
+  eval type was replicated; the single value otherwise.
+- **Ranking** over the ranking metrics (`ranking.metrics`; by default every headline metric but
+  L0 and those the registry marks unreliable, i.e. SCR and TPP). On a replicated metric a
+  variant's rank is 1 + the number of variants that beat it outside noise (paired 95% interval of
+  the difference excludes 0), so variants within noise of each other share a rank; on a metric
+  measured once (core, deterministic for its fixed tokens; or any metric of a one-seed run) the
+  rank is by value, ties sharing the better rank. A variant's score is the mean of its ranks over
+  the metrics it has; equal scores share the displayed rank; the order breaks ties by lower L0,
+  then variant id. L0 is shown, not ranked: sparsity is a design choice.
+- **Bold** marks a column's best value only when it is clear: on a replicated metric the best
+  variant beats every other one outside noise; on a deterministic metric (core) it is the
+  strictly best value at the shown precision. With one seed, seed-dependent metrics are never bolded: no noise estimate
+  exists.
+- **Versus baseline**: per variant and headline metric (L0 excepted), the paired difference to
+  its baseline (same seed = same data split), ± its 95% half-width, and the verdict.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from workflow_scripts import statistics
 from workflow_scripts.evals.registry import REGISTRY
-
-L0 = "core.sparsity.l0"
-DEFAULT_THRESHOLD = 20
-MISSING = "missing"
-RANKING_RULE = (
-    "Ranked by mean rank over the headline metrics other than L0 (rank 1 = best in the "
-    "metric's direction; ties share the better rank; a missing metric is left out of that "
-    "variant's mean); ties broken by lower L0, then variant id. L0 is shown for context, not "
-    "ranked: compare variants at similar L0 (see the Pareto plots)."
+from workflow_scripts.headlines import (  # noqa: F401 (re-exported for callers)
+    DEFAULT_THRESHOLD,
+    L0,
+    Headline,
+    headline_metrics,
+    ranking_columns,
 )
 
+MISSING = "missing"
+UNRANKED_MARK = "†"
 
-@dataclass(frozen=True)
-class Headline:
-    eval_type: str
-    key: str  # "<group>.<metric>" inside SAE Bench's eval_result_metrics
-    label: str
-    higher_is_better: bool
+
+@dataclass
+class Comparison:
+    """Everything the summary shows. `table`: one row per variant, metric columns the means over
+    seeds (aggregate.merge); `long`: (variant, eval_type, metric, seed, value) rows, None when
+    only the table is known (then every metric counts as measured once)."""
+
+    table: pd.DataFrame
+    headlines: list[Headline]
+    eval_types: list[str]
+    threshold: int = DEFAULT_THRESHOLD
+    long: pd.DataFrame | None = None
+    seeds: list[int] = field(default_factory=list)
+    ranking: list[str] | None = None  # config key ranking.metrics
+    baseline_of: dict[str, str] = field(default_factory=dict)
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    missing_replicates: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
-    def column(self) -> str:
-        return f"{self.eval_type}.{self.key}"
+    def ranked_columns(self) -> list[str]:
+        return ranking_columns(self.headlines, self.ranking)
 
     @property
-    def direction(self) -> str:
-        return "higher is better" if self.higher_is_better else "lower is better"
+    def replicated(self) -> bool:
+        return len(self.seeds) > 1
 
-    @property
-    def arrow(self) -> str:
-        return "↑" if self.higher_is_better else "↓"
+    def by_seed(self, column: str) -> pd.DataFrame | None:
+        """seeds x variants values of one column, or None when it was measured once."""
+        if self.long is None or self.long.empty:
+            return None
+        eval_type, metric = column.split(".", 1)
+        rows = self.long[(self.long["eval_type"] == eval_type) & (self.long["metric"] == metric)]
+        if rows.empty or rows.groupby("variant")["seed"].nunique().max() < 2:
+            return None
+        wide = rows.pivot_table(index="seed", columns="variant", values="value", aggfunc="first")
+        return wide.reindex(columns=list(self.table["variant"]))
 
-    @property
-    def axis_label(self) -> str:
-        return f"{self.label} ({self.direction})"
-
-
-def headline_metrics(eval_types: list[str], threshold: int = DEFAULT_THRESHOLD) -> list[Headline]:
-    """The headline metrics of these eval types, SCR/TPP at `threshold` ablated latents."""
-    headlines = []
-    for eval_type in eval_types:
-        for metric in REGISTRY[eval_type].headline:
-            key, label = metric.key, metric.label
-            if re.search(r"threshold_\d+", key):
-                key = re.sub(r"threshold_\d+", f"threshold_{threshold}", key)
-                label = re.sub(r"\b\d+ latents", f"{threshold} latents", label)
-            headlines.append(Headline(eval_type, key, label, metric.higher_is_better))
-    return headlines
+    def seed_dependent(self, column: str) -> bool:
+        return REGISTRY[column.split(".", 1)[0]].seed_dependent
 
 
-def rank_variants(table: pd.DataFrame, headlines: list[Headline]) -> pd.DataFrame:
+def rank_variants(
+    table: pd.DataFrame,
+    headlines: list[Headline],
+    comparison: Comparison | None = None,
+) -> pd.DataFrame:
     """`table` sorted by the ranking rule, with `mean_rank` and `rank` (1 = best) columns."""
+    comparison = comparison or Comparison(
+        table, headlines, sorted({h.eval_type for h in headlines})
+    )
     ranked = table.copy()
-    quality = [h for h in headlines if h.column != L0 and h.column in ranked]
+    by_column = {h.column: h for h in headlines}
     ranks = pd.DataFrame(index=ranked.index)
-    for h in quality:
-        ranks[h.column] = pd.to_numeric(ranked[h.column], errors="coerce").rank(
-            ascending=not h.higher_is_better, method="min"
-        )
-    ranked["mean_rank"] = ranks.mean(axis=1, skipna=True) if quality else math.nan
+    for column in comparison.ranked_columns:
+        if column not in ranked or column not in by_column:
+            continue
+        h = by_column[column]
+        values = pd.to_numeric(ranked[column], errors="coerce")
+        seeds = comparison.by_seed(column)
+        if seeds is not None:  # replicated: count only wins outside noise
+            beaten_by = statistics.clear_wins(seeds, h.higher_is_better)
+            ranks[column] = [
+                1.0 + beaten_by[v] if not pd.isna(x) else math.nan
+                for v, x in zip(ranked["variant"], values)
+            ]
+        else:
+            ranks[column] = values.rank(ascending=not h.higher_is_better, method="min")
+    ranked["mean_rank"] = ranks.mean(axis=1, skipna=True) if len(ranks.columns) else math.nan
     l0 = (
         pd.to_numeric(ranked[L0], errors="coerce")
         if L0 in ranked
@@ -94,7 +126,8 @@ def rank_variants(table: pd.DataFrame, headlines: list[Headline]) -> pd.DataFram
         ),
     )
     ranked = ranked.loc[order].reset_index(drop=True)
-    ranked.insert(0, "rank", range(1, len(ranked) + 1))
+    shared = ranked["mean_rank"].rank(method="min", na_option="bottom").astype(int)
+    ranked.insert(0, "rank", shared)
     return ranked
 
 
@@ -113,6 +146,22 @@ def _format(value) -> str:
     return f"{value:.3f}"
 
 
+def _half_width(row, column: str) -> float:
+    low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return math.nan
+    return (float(high) - float(low)) / 2
+
+
+def _cell(row, column: str) -> str:
+    value = row.get(column)
+    text = _format(value)
+    half = _half_width(row, column)
+    if text != MISSING and not math.isnan(half):
+        text += f" ± {_format(half)}"
+    return text
+
+
 def _param(row) -> str:
     if pd.isna(row.get("param")) or not row.get("param_name") or pd.isna(row.get("param_name")):
         return ""
@@ -120,62 +169,188 @@ def _param(row) -> str:
     return f"{row['param_name']}={param}"
 
 
+def _clear_best(comparison: Comparison, ranked: pd.DataFrame, h: Headline) -> set[str]:
+    """The variants whose value of `h` is bold (see the module docstring)."""
+    if h.column == L0 or h.column not in ranked:
+        return set()
+    values = pd.to_numeric(ranked[h.column], errors="coerce")
+    values.index = ranked["variant"]
+    values = values.dropna()
+    if values.empty:
+        return set()
+    seeds = comparison.by_seed(h.column)
+    if seeds is not None:
+        beats = statistics.pairwise_beats(seeds[values.index], h.higher_is_better)
+        return {v for v in values.index if beats.loc[v].sum() == len(values) - 1}
+    if comparison.seed_dependent(h.column) or len(values) < 2:
+        return set()  # one seed: no noise estimate, nothing is clearly best
+    ordered = values.sort_values(ascending=not h.higher_is_better)
+    # strictly best, and visibly so: a lead that vanishes at the shown precision is no lead
+    return {ordered.index[0]} if _format(ordered.iloc[0]) != _format(ordered.iloc[1]) else set()
+
+
 def summary_rows(
-    table: pd.DataFrame, headlines: list[Headline]
+    comparison: Comparison,
 ) -> tuple[list[str], list[list[str]], list[list[bool]]]:
-    """Header, formatted cells and which cells are the best of their column (for bold)."""
-    ranked = rank_variants(table, headlines)
-    header = (
-        ["rank", "variant", "architecture", "parameter"]
-        + [f"{h.label} {h.arrow}" for h in headlines]
-        + ["mean rank"]
-    )
-    best = {}
-    for h in headlines:
-        values = pd.to_numeric(ranked[h.column], errors="coerce") if h.column in ranked else None
-        if values is not None and values.notna().any() and h.column != L0:
-            best[h.column] = values.max() if h.higher_is_better else values.min()
-    cells, bold = [], []
+    """Header, formatted cells and which cells are bold, of the ranked table."""
+    ranked = rank_variants(comparison.table, comparison.headlines, comparison)
+    ranked_columns = set(comparison.ranked_columns)
+    header = ["rank", "variant", "architecture", "parameter"]
+    for h in comparison.headlines:
+        mark = "" if h.column in ranked_columns or h.column == L0 else UNRANKED_MARK
+        header.append(f"{h.label} {h.arrow}{mark}")
+    header.append("mean rank")
+    bold = {h.column: _clear_best(comparison, ranked, h) for h in comparison.headlines}
+    cells, marks_all = [], []
     for _, row in ranked.iterrows():
         line = [str(row["rank"]), str(row["variant"]), str(row["architecture"]), _param(row)]
         marks = [False] * 4
-        for h in headlines:
-            value = row.get(h.column)
-            line.append(_format(value))
-            marks.append(h.column in best and not pd.isna(value) and float(value) == best[h.column])
+        for h in comparison.headlines:
+            line.append(_cell(row, h.column))
+            marks.append(row["variant"] in bold[h.column])
         line.append("" if pd.isna(row["mean_rank"]) else f"{row['mean_rank']:.2f}")
         marks.append(False)
         cells.append(line)
-        bold.append(marks)
-    return header, cells, bold
+        marks_all.append(marks)
+    return header, cells, marks_all
 
 
-def _notes(missing: list[tuple[str, str]], threshold: int, eval_types: list[str]) -> list[str]:
-    notes = [RANKING_RULE, "Bold: best value of the column (L0 excepted)."]
-    if {"scr", "tpp"} & set(eval_types):
+def versus_baseline(comparison: Comparison) -> pd.DataFrame:
+    """statistics.versus_baseline over the headline metrics (L0 excepted)."""
+    if comparison.long is None or not comparison.baseline_of:
+        return pd.DataFrame(columns=["variant", "baseline", "eval_type", "metric", "verdict"])
+    metrics = [
+        (h.eval_type, h.key, h.higher_is_better) for h in comparison.headlines if h.column != L0
+    ]
+    return statistics.versus_baseline(comparison.long, comparison.baseline_of, metrics)
+
+
+def versus_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the versus-baseline table: Δ ± half-width (verdict) per metric."""
+    table = versus_baseline(comparison)
+    headlines = [h for h in comparison.headlines if h.column != L0]
+    header = ["variant", "baseline"] + [f"Δ {h.label} {h.arrow}" for h in headlines]
+    rows = []
+    order = [v for v in comparison.table["variant"] if v in set(table.get("variant", []))]
+    for variant in order:
+        mine = table[table["variant"] == variant]
+        line = [variant, str(mine["baseline"].iloc[0])]
+        for h in headlines:
+            match = mine[(mine["eval_type"] == h.eval_type) & (mine["metric"] == h.key)]
+            if match.empty or pd.isna(match["difference"].iloc[0]):
+                line.append(MISSING)
+                continue
+            r = match.iloc[0]
+            text = f"{float(r['difference']):+.3f}"
+            if not pd.isna(r["ci_low"]):
+                text += f" ± {(float(r['ci_high']) - float(r['ci_low'])) / 2:.3f}"
+            text += f" ({r['verdict']}, n={int(r['n'])})"
+            line.append(text)
+        rows.append(line)
+    return header, rows
+
+
+def _notes(comparison: Comparison) -> list[str]:
+    c = comparison
+    notes = []
+    replicated = [e for e in c.eval_types if REGISTRY[e].seed_dependent]
+    fixed = [e for e in c.eval_types if not REGISTRY[e].seed_dependent]
+    if c.replicated:
         notes.append(
-            f"SCR/TPP: score with the top {threshold} latents ablated "
+            f"**Replicates**: seeds {', '.join(map(str, c.seeds))} (n = {len(c.seeds)}) for "
+            f"{', '.join(replicated) or 'no eval type'}; values are mean ± half-width of the "
+            "95% t-interval of the mean over seeds."
+        )
+    else:
+        seed = c.seeds[0] if c.seeds else "the configured seed"
+        notes.append(
+            f"**One seed ({seed}): no noise estimate exists.** Seed-dependent metrics are single "
+            "draws of SAE Bench's data split and probe training; a difference between two "
+            "variants may be seed noise. Set `replicates.seeds: [42, 43, 44]` (or more) to run "
+            "them once per seed and get 95% intervals, paired verdicts and a ranking that "
+            "counts only differences outside noise. No seed-dependent value is bolded."
+        )
+    for e in fixed:
+        notes.append(f"`{e}` is measured once: {REGISTRY[e].seed_note}.")
+    ranked = [h.label for h in c.headlines if h.column in set(c.ranked_columns)]
+    rule = (
+        "on a replicated metric a variant's rank is 1 + the number of variants that beat it "
+        "outside noise (paired 95% interval of the difference excludes 0), so variants within "
+        "noise of each other share a rank; on a metric measured once, by value"
+        if c.replicated
+        else "by value (rank 1 = best in the metric's direction, ties share the better rank); "
+        "provisional with one seed"
+    )
+    notes.append(
+        f"**Ranking**: mean rank over {', '.join(ranked) or 'no metric'} (`ranking.metrics`); "
+        f"{rule}. A missing metric is left out of that variant's mean; equal means share the "
+        "rank; the order breaks ties by lower L0, then variant id. L0 is shown, not ranked: "
+        "compare variants at similar L0 (see the Pareto plots)."
+    )
+    notes.append(
+        "**Bold**: a column's best value, only where it is clear: outside noise of every other "
+        "variant (replicated metrics) or strictly best at the shown precision (metrics "
+        "measured once that do not depend on the seed)."
+    )
+    for h in c.headlines:
+        if h.reliability:
+            mark = (
+                f" {UNRANKED_MARK} not ranked"
+                if h.column not in set(c.ranked_columns) and h.column != L0
+                else ""
+            )
+            notes.append(f"*{h.label}*{mark}: {h.reliability}.")
+    if "core" in c.eval_types:
+        notes.append(
+            "*Explained variance* is the workflow's centered value, 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² "
+            "over core's tokens (`core.workflow_reconstruction.explained_variance_centered`). "
+            "SAE Bench 0.6.0's `core.reconstruction_quality.explained_variance` divides by the "
+            "variance about zero (a mean predictor scores near 1 when activations have a large "
+            "mean) and `explained_variance_legacy` averages per-token ratios; both stay in "
+            "metrics.csv under SAE Bench's names."
+        )
+    if {"scr", "tpp"} & set(c.eval_types):
+        notes.append(
+            f"SCR/TPP: score with the top {c.threshold} latents ablated "
             "(`visualization.headline_threshold`)."
         )
-    if "core" not in eval_types:
+    if "core" not in c.eval_types:
         notes.append("The core eval is disabled: no L0 (sparsity) to compare at.")
-    if missing:
-        pairs = ", ".join(f"{e}/{v}" for e, v in missing)
+    if c.missing:
+        pairs = ", ".join(f"{e}/{v}" for e, v in c.missing)
         notes.append(
             f"**Missing pairs** (allow_missing: true; shown as `{MISSING}`, their metrics left "
             f"out of the variant's mean rank): {pairs}."
         )
+    if c.missing_replicates:
+        runs = ", ".join(f"{e}/seed_{s}/{v}" for e, v, s in c.missing_replicates)
+        notes.append(
+            f"**Missing replicates** (allow_missing: true; their seeds are left out of the "
+            f"means, intervals and pairings): {runs}."
+        )
     return notes
 
 
-def markdown(
-    table: pd.DataFrame,
-    headlines: list[Headline],
-    missing: list[tuple[str, str]],
-    threshold: int,
-    eval_types: list[str],
-) -> str:
-    header, cells, bold = summary_rows(table, headlines)
+def _versus_notes(comparison: Comparison) -> list[str]:
+    notes = [
+        "Δ = variant − its baseline on the same seeds (same data split and probe training), "
+        "± half-width of the 95% t-interval of the paired differences; *better* / *worse* "
+        "when that interval excludes 0 in the metric's direction, *within noise* when it "
+        "includes 0, *no noise estimate* with fewer than two paired seeds (metrics measured "
+        "once: the difference is exact for those tokens, its sampling error unknown)."
+    ]
+    unpaired = versus_baseline(comparison)
+    unpaired = unpaired[unpaired.get("unpaired_seeds", pd.Series(dtype=str)).fillna("") != ""]
+    for _, r in unpaired.iterrows():
+        notes.append(
+            f"{r['variant']} vs {r['baseline']}, {r['eval_type']}: seeds without a partner, "
+            f"left out of the pairing: {r['unpaired_seeds']}."
+        )
+    return notes
+
+
+def markdown(comparison: Comparison) -> str:
+    header, cells, bold = summary_rows(comparison)
     lines = [
         "# SAE Bench comparison",
         "",
@@ -185,7 +360,15 @@ def markdown(
     for line, marks in zip(cells, bold):
         lines.append("| " + " | ".join(f"**{c}**" if b else c for c, b in zip(line, marks)) + " |")
     lines.append("")
-    lines += [f"- {note}" for note in _notes(missing, threshold, eval_types)]
+    lines += [f"- {note}" for note in _notes(comparison)]
+    v_header, v_rows = versus_rows(comparison)
+    if v_rows:
+        lines += ["", "## Versus baseline", ""]
+        lines.append("| " + " | ".join(v_header) + " |")
+        lines.append("|" + "|".join("---" for _ in v_header) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in v_rows]
+        lines.append("")
+        lines += [f"- {note}" for note in _versus_notes(comparison)]
     return "\n".join(lines) + "\n"
 
 
@@ -194,26 +377,30 @@ def _rst_cell(text: str, bold: bool) -> str:
     return f"**{text}**" if bold and text else (text or r"\ ")
 
 
-def rst(
-    table: pd.DataFrame,
-    headlines: list[Headline],
-    missing: list[tuple[str, str]],
-    threshold: int,
-    eval_types: list[str],
-) -> str:
-    """A list-table of the summary, for the Snakemake report's workflow description."""
-    header, cells, bold = summary_rows(table, headlines)
-    lines = [
-        ".. list-table:: Headline metrics, ranked (↑ higher is better, ↓ lower is better)",
-        "   :header-rows: 1",
-        "",
-    ]
+def _rst_table(title: str, header: list[str], cells, bold=None) -> list[str]:
+    lines = [f".. list-table:: {title}", "   :header-rows: 1", ""]
+    bold = bold or [[False] * len(header) for _ in cells]
     for line, marks in [(header, [False] * len(header)), *zip(cells, bold)]:
         for j, (cell, mark) in enumerate(zip(line, marks)):
             lines.append(f"   {'* -' if j == 0 else '  -'} {_rst_cell(cell, mark)}")
-    lines.append("")
-    for note in _notes(missing, threshold, eval_types):
-        lines.append(f"- {note.replace('`', '``')}")
+    return lines + [""]
+
+
+def _rst_note(note: str) -> str:
+    return "- " + note.replace("`", "``")
+
+
+def rst(comparison: Comparison) -> str:
+    """List-tables of the summary, for the Snakemake report's workflow description."""
+    header, cells, bold = summary_rows(comparison)
+    lines = _rst_table(
+        "Headline metrics, ranked (↑ higher is better, ↓ lower is better)", header, cells, bold
+    )
+    lines += [_rst_note(note) for note in _notes(comparison)]
+    v_header, v_rows = versus_rows(comparison)
+    if v_rows:
+        lines += [""] + _rst_table("Versus baseline (paired by seed)", v_header, v_rows)
+        lines += [_rst_note(note) for note in _versus_notes(comparison)]
     return "\n".join(lines) + "\n"
 
 

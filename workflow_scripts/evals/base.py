@@ -13,9 +13,13 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Metric:
-    key: str  # "<group>.<metric>" inside SAE Bench's eval_result_metrics
+    key: str  # "<group>.<metric>" inside eval_result_metrics (SAE Bench's, or the workflow's)
     label: str
     higher_is_better: bool
+    # how far the number can be trusted, with its source; shown in the summary and report
+    reliability: str = ""
+    # counted by the default ranking (`ranking.metrics` unset); unreliable metrics are shown only
+    ranked_by_default: bool = True
 
 
 @dataclass(frozen=True)
@@ -23,11 +27,17 @@ class EvalType:
     name: str
     section: str  # config section with this eval's settings
     headline: tuple[Metric, ...]
-    run: Callable[..., None]  # (job: EvalJob) -> writes one SAE Bench JSON under job.work_dir
+    # (job: EvalJob) -> writes one SAE Bench JSON under job.work_dir; may return the workflow's
+    # own metrics of that run ({group: {name: value}}), recorded beside SAE Bench's JSON
+    run: Callable[..., dict | None]
     # (config, known SAE widths by variant) -> problems that must stop the run before any job
     problems: Callable[[dict, dict], list[str]] = lambda config, widths: []
     shares_llm_cache: bool = False  # caches LLM activations under artifacts_dir
     workflow_keys: tuple[str, ...] = ()  # keys of the config section that are ours, not SAE Bench's
+    # whether SAE Bench's result changes with `random_seed` (then `replicates.seeds` runs it once
+    # per seed), and why (the SAE Bench code that draws random numbers, or why none does)
+    seed_dependent: bool = True
+    seed_note: str = ""
 
 
 @dataclass

@@ -1,19 +1,33 @@
 """SAE Bench's core eval (L0, reconstruction, CE loss recovery): `sae_bench.evals.core.main`.
 
 Core has no `run_eval`; it is run through `multiple_evals` with the `core_eval` section's values.
+While it runs, `patches.record_core_reconstruction` feeds its sparsity/variance pass to
+`reconstruction.ReconstructionStats`: the centered explained variance and the |code| > 0 density
+that the workflow records beside SAE Bench's JSON.
 """
 
 from __future__ import annotations
 
+from workflow_scripts.evals import patches
 from workflow_scripts.evals.base import EvalJob
+from workflow_scripts.evals.reconstruction import ReconstructionStats
 
 
-def run(job: EvalJob) -> None:
-    from sae_bench.evals.core.main import multiple_evals
+def run(job: EvalJob) -> dict | None:
+    """Run SAE Bench's core eval; return the workflow's reconstruction metrics
+    (`{group: {name: value}}`), or None when core's sparsity/variance pass did not run."""
+    import sae_bench.evals.core.main as core_main
 
     core = job.settings["section_values"]
     model = job.settings["model"]
-    multiple_evals(
+    stats = ReconstructionStats()
+    with patches.record_core_reconstruction(core_main, stats):
+        _multiple_evals(core_main, job, core, model)
+    return stats.metrics() if stats.tokens else None
+
+
+def _multiple_evals(core_main, job: EvalJob, core: dict, model: dict) -> None:
+    core_main.multiple_evals(
         selected_saes=[(job.sae_name, job.sae)],
         n_eval_reconstruction_batches=core["n_eval_reconstruction_batches"],
         n_eval_sparsity_variance_batches=core["n_eval_sparsity_variance_batches"],

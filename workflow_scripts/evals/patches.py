@@ -22,6 +22,11 @@ Each patch, what it targets (SAE Bench 0.6.0 unless said) and why:
   imported by absorption/main.py (~24-26, called ~82 and ~120). Their probe cache and tables
   default to `site-packages/sae_bench/artifacts/absorption` (absorption/common.py:33-34), keyed
   only by model name and layer.
+- `record_core_reconstruction`: `get_sparsity_and_variance_metrics` as core/main.py calls it
+  (defined ~437, called by name ~200), wrapped so the batch tokens, SAE inputs, codes and
+  reconstructions of that pass also reach the workflow's `ReconstructionStats`
+  (evals/reconstruction.py: SAE Bench's explained variance is not centered and its density
+  ignores negative codes). SAE Bench's own computation and JSON are unchanged.
 - `judge_model`: the `OpenAI` name in autointerp/main.py (imported at :14, called in
   `get_api_response` ~319-322), which hard-codes `model="gpt-4o-mini"`: the configured judge is
   used instead.
@@ -203,6 +208,64 @@ def absorption_paths(main_module, dirs: dict[str, Path]) -> Iterator[None]:
     finally:
         main_module.run_k_sparse_probing_experiment = k_sparse
         main_module.run_feature_absortion_experiment = feature
+
+
+# ------------------------------------------------------------------------------------------------
+# Core's reconstruction pass
+# ------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def record_core_reconstruction(core_main, stats) -> Iterator[None]:
+    """Within the block, every call of core's `get_sparsity_and_variance_metrics` also feeds
+    `stats` (an `evals.reconstruction.ReconstructionStats`) each batch it evaluates.
+
+    The wrapper observes that function's own inputs: the tokens `activation_store.get_batch_tokens`
+    returns, the activations it passes to `sae.encode`, the codes, and what `sae.decode` returns,
+    with the `ignore_tokens` SAE Bench passes (its special-token mask). It changes no value: the
+    SAE's methods and the store's method are called as they are, and restored afterwards.
+    """
+    original = core_main.get_sparsity_and_variance_metrics
+
+    def wrapped(sae, model, activation_store, *args, **kwargs):
+        ignore_tokens = kwargs.get("ignore_tokens", set())
+        seen = {}
+        get_batch_tokens, encode, decode = activation_store.get_batch_tokens, sae.encode, sae.decode
+
+        def recording_get_batch_tokens(*a, **k):
+            seen["tokens"] = get_batch_tokens(*a, **k)
+            return seen["tokens"]
+
+        def recording_encode(x, *a, **k):
+            seen["x"] = x
+            seen["codes"] = encode(x, *a, **k)
+            return seen["codes"]
+
+        def recording_decode(codes, *a, **k):
+            x_hat = decode(codes, *a, **k)
+            if codes is seen.get("codes"):
+                stats.add(seen["tokens"], seen["x"], codes, x_hat, ignore_tokens)
+            return x_hat
+
+        patched = [(activation_store, "get_batch_tokens", recording_get_batch_tokens)]
+        patched += [(sae, "encode", recording_encode), (sae, "decode", recording_decode)]
+        own = [(obj, name, obj.__dict__.get(name)) for obj, name, _ in patched]
+        for obj, name, function in patched:
+            setattr(obj, name, function)
+        try:
+            return original(sae, model, activation_store, *args, **kwargs)
+        finally:
+            for obj, name, before in own:
+                if before is None:
+                    delattr(obj, name)
+                else:
+                    setattr(obj, name, before)
+
+    core_main.get_sparsity_and_variance_metrics = wrapped
+    try:
+        yield
+    finally:
+        core_main.get_sparsity_and_variance_metrics = original
 
 
 # ------------------------------------------------------------------------------------------------

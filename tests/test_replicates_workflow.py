@@ -1,0 +1,92 @@
+"""Replicate seeds end to end on the demo: one job per (variant, eval type, seed) for the
+seed-dependent evals, SAE Bench's JSONs at their documented paths, intervals and verdicts in the
+merged outputs, error bars in the plots.
+
+A cut-down demo (baseline + mpsae_s10, core + sparse probing, seeds 42/43/44) keeps it to
+minutes; `config/demo_replicates.yaml` on the full demo is the README's command.
+"""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake, seed_demo_assets, write_config
+
+SEEDS = yaml.safe_load((REPO / "config" / "demo_replicates.yaml").read_text())["replicates"][
+    "seeds"
+]
+VARIANTS = ["baseline", "mpsae_s10"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("replicates")
+    config = write_config(
+        workdir / "seeds.yaml",
+        "demo.yaml",
+        replicates={"seeds": SEEDS},
+        eval_types={
+            "core": True,
+            "sparse_probing": True,
+            "scr": False,
+            "tpp": False,
+            "sparse_probing_sae_probes": False,
+        },
+        sae_variants={"ihtp": {"enabled": False}, "mpsae": {"enabled": True, "s_values": [10]}},
+    )
+    seed_demo_assets(workdir)
+    result = run_snakemake(["--cores", "2", "--configfile", str(config)], workdir, timeout=1500)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return {"workdir": workdir, "out": workdir / "results", "output": result.stdout}
+
+
+def test_one_job_per_seed_for_seed_dependent_evals_only(run):
+    evals = run["out"] / "evals"
+    for variant in VARIANTS:
+        assert (evals / "core" / f"{variant}.json").is_file()
+        assert not list(evals.glob(f"core/seed_*/{variant}.json"))  # core: measured once
+        for seed in SEEDS:
+            folder = "sparse_probing" if seed == SEEDS[0] else f"sparse_probing/seed_{seed}"
+            result = json.loads((evals / folder / f"{variant}.json").read_text())
+            # SAE Bench's own JSON, run with that seed
+            assert result["eval_config"]["random_seed"] == seed
+            assert result["eval_result_metrics"]["sae"]["sae_top_1_test_accuracy"] > 0.5
+            record = json.loads(
+                (run["out"] / "workflow_metrics" / folder / f"{variant}.json").read_text()
+            )
+            assert record["random_seed"] == seed
+
+
+def test_merged_outputs_carry_intervals_and_verdicts(run):
+    merged = run["out"] / "merged"
+    table = pd.read_csv(merged / "metrics.csv").set_index("variant")
+    long = pd.read_csv(merged / "metrics_long.csv")
+    probe = "sparse_probing.sae.sae_top_1_test_accuracy"
+    for variant in VARIANTS:
+        rows = long[
+            (long["variant"] == variant)
+            & (long["eval_type"] == "sparse_probing")
+            & (long["metric"] == "sae.sae_top_1_test_accuracy")
+        ]
+        assert sorted(rows["seed"]) == SEEDS
+        assert table.loc[variant, probe] == pytest.approx(rows["value"].mean())
+        assert table.loc[variant, f"{probe}_n"] == len(SEEDS)
+        assert table.loc[variant, f"{probe}_ci_low"] <= table.loc[variant, probe]
+        assert table.loc[variant, f"{probe}_ci_high"] >= table.loc[variant, probe]
+    versus = pd.read_csv(merged / "versus_baseline.csv").set_index("metric")
+    row = versus.loc["sae.sae_top_1_test_accuracy"]
+    assert row["variant"] == "mpsae_s10" and row["n"] == len(SEEDS)
+    assert row["verdict"] in {"better", "worse", "within noise"}
+    assert (row["ci_low"] > 0) == (row["verdict"] == "better")
+    text = (merged / "summary.md").read_text()
+    assert f"seeds {', '.join(map(str, SEEDS))} (n = {len(SEEDS)})" in text
+    assert " ± " in text and "## Versus baseline" in text
+    assert f"({row['verdict']}, n={len(SEEDS)})" in text
+
+
+def test_plots_exist(run):
+    for name in ("l0_vs_core.png", "l0_vs_sparse_probing.png", "headline_heatmap.png"):
+        path = run["out"] / "plots" / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
