@@ -18,8 +18,8 @@ The summary claims only what the data supports:
   then variant id. L0 is shown, not ranked: sparsity is a design choice.
 - **Bold** marks a column's best value only when it is clear: on a replicated metric the best
   variant beats every other one outside noise; on a deterministic metric (core) it is the
-  strictly best value at the shown precision. With one seed, seed-dependent metrics are never bolded: no noise estimate
-  exists.
+  strictly best value at the shown precision. With one seed, seed-dependent metrics are never
+  bolded: no noise estimate exists.
 - **Versus baseline**: per variant and headline metric (L0 excepted), the paired difference to
   its baseline (same seed = same data split), ± its 95% half-width, and the verdict.
 """
