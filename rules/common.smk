@@ -18,13 +18,15 @@ from workflow_scripts.evals import registry as eval_registry
 from workflow_scripts.headlines import ranking_problems
 from workflow_scripts.outputs import HEATMAP, l0_plot_name, plot_file_names
 from workflow_scripts.settings import ConfigError, validate_config
-from workflow_scripts.variant_table import build_variant_table, known_sae_widths
+from workflow_scripts.variant_table import build_variant_table, known_sae_widths, width_problems
 
 try:
     config.update(validate_config(config))
     VARIANTS = {v.id: v for v in build_variant_table(config)}
-    eval_registry.check_requirements(config, known_sae_widths(config, VARIANTS))
-    problems = eval_registry.replicate_problems(config)
+    widths = known_sae_widths(config, VARIANTS)
+    eval_registry.check_requirements(config, widths)
+    problems = width_problems(VARIANTS, widths)
+    problems += eval_registry.replicate_problems(config)
     problems += ranking_problems(config, eval_registry.enabled_eval_types(config))
     if problems:
         raise ConfigError("; ".join(problems))
@@ -84,6 +86,11 @@ def final_outputs():
 def variant_json(variant_id):
     variant = VARIANTS[variant_id]
     return json.dumps({**variant.__dict__, "source": dict(variant.source)}, default=str)
+
+
+def derived_base(wildcards):
+    """The SAE folder of the baseline a derived variant is built from."""
+    return f"{OUT}/saes/{VARIANTS[wildcards.derived].baseline}"
 
 
 def demo_inputs():

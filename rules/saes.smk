@@ -25,9 +25,9 @@ rule import_sae:
 
 
 rule derive_sae:
-    """IHTP / MPSAE variants: the baseline's dictionary with a pursuit encoder."""
+    """IHTP / MPSAE variants: their baseline's dictionary with a pursuit encoder."""
     input:
-        base=f"{OUT}/saes/baseline",
+        base=derived_base,
     output:
         directory(f"{OUT}/saes/{{derived}}"),
     log:

@@ -1,15 +1,18 @@
-"""Replicate seeds end to end on the demo: one job per (variant, eval type, seed) for the
-seed-dependent evals, SAE Bench's JSONs at their documented paths, intervals and verdicts in the
-merged outputs, error bars in the plots.
+"""Replicate seeds and several baselines end to end on the demo: one job per (variant, eval
+type, seed) for the seed-dependent evals, SAE Bench's JSONs at their documented paths, intervals
+and verdicts in the merged outputs, error bars in the plots; each derived variant built from and
+compared with its own baseline.
 
-A cut-down demo (baseline + mpsae_s10, core + sparse probing, seeds 42/43/44) keeps it to
-minutes; `config/demo_replicates.yaml` on the full demo is the README's command.
+One cut-down run (config/demo_baselines.yaml: two baselines with an MPSAE each; core + sparse
+probing; seeds 42/43/44) keeps it to minutes; `config/demo_replicates.yaml` on the full demo is
+the README's command for replicates.
 """
 
 import json
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from conftest import REPO, run_snakemake, seed_demo_assets, write_config
@@ -17,7 +20,10 @@ from conftest import REPO, run_snakemake, seed_demo_assets, write_config
 SEEDS = yaml.safe_load((REPO / "config" / "demo_replicates.yaml").read_text())["replicates"][
     "seeds"
 ]
-VARIANTS = ["baseline", "mpsae_s10"]
+BASELINES = yaml.safe_load((REPO / "config" / "demo_baselines.yaml").read_text())
+BASES = [b["name"] for b in BASELINES["baseline_saes"]]
+VARIANTS = [v for b in BASES for v in (b, f"{b}__mpsae_s10", f"{b}__topk_corr_k8")]
+FAMILY = BASELINES["encoder_families"]["topk_corr"]
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +33,7 @@ def run(tmp_path_factory):
         workdir / "seeds.yaml",
         "demo.yaml",
         replicates={"seeds": SEEDS},
+        baseline_saes=BASELINES["baseline_saes"],
         eval_types={
             "core": True,
             "sparse_probing": True,
@@ -34,7 +41,9 @@ def run(tmp_path_factory):
             "tpp": False,
             "sparse_probing_sae_probes": False,
         },
-        sae_variants={"ihtp": {"enabled": False}, "mpsae": {"enabled": True, "s_values": [10]}},
+        sae_variants=BASELINES["sae_variants"],
+        # the family's file is outside workflow_scripts/; the run's folder is elsewhere
+        encoder_families={"topk_corr": {**FAMILY, "class": f"{REPO}/{FAMILY['class']}"}},
     )
     seed_demo_assets(workdir)
     result = run_snakemake(["--cores", "2", "--configfile", str(config)], workdir, timeout=1500)
@@ -75,15 +84,43 @@ def test_merged_outputs_carry_intervals_and_verdicts(run):
         assert table.loc[variant, f"{probe}_n"] == len(SEEDS)
         assert table.loc[variant, f"{probe}_ci_low"] <= table.loc[variant, probe]
         assert table.loc[variant, f"{probe}_ci_high"] >= table.loc[variant, probe]
-    versus = pd.read_csv(merged / "versus_baseline.csv").set_index("metric")
-    row = versus.loc["sae.sae_top_1_test_accuracy"]
-    assert row["variant"] == "mpsae_s10" and row["n"] == len(SEEDS)
+    versus = pd.read_csv(merged / "versus_baseline.csv")
+    # each derived variant against its own baseline, the baselines against nothing
+    assert dict(zip(versus["variant"], versus["baseline"])) == {
+        v: v.split("__")[0] for v in VARIANTS if "__" in v
+    }
+    row = versus[
+        (versus["metric"] == "sae.sae_top_1_test_accuracy")
+        & (versus["variant"] == f"{BASES[0]}__mpsae_s10")
+    ].iloc[0]
+    assert row["n"] == len(SEEDS)
     assert row["verdict"] in {"better", "worse", "within noise"}
     assert (row["ci_low"] > 0) == (row["verdict"] == "better")
     text = (merged / "summary.md").read_text()
     assert f"seeds {', '.join(map(str, SEEDS))} (n = {len(SEEDS)})" in text
     assert " ± " in text and "## Versus baseline" in text
     assert f"({row['verdict']}, n={len(SEEDS)})" in text
+
+
+def test_each_variant_is_derived_from_its_own_baseline(run):
+    from safetensors.torch import load_file
+
+    saes = run["out"] / "saes"
+    decoders = {v: load_file(str(saes / v / "sae.safetensors"))["W_dec"] for v in VARIANTS}
+    for base in BASES:
+        assert torch.equal(decoders[f"{base}__mpsae_s10"], decoders[base])
+        assert torch.equal(decoders[f"{base}__topk_corr_k8"], decoders[base])
+    assert not torch.equal(decoders[BASES[0]], decoders[BASES[1]])  # two different dictionaries
+    table = pd.read_csv(run["out"] / "merged" / "metrics.csv").set_index("variant")
+    assert {v: table.loc[v, "baseline"] for v in VARIANTS} == {
+        v: v.split("__")[0] for v in VARIANTS
+    }
+    # the outside family: its own architecture, at most k latents per token
+    for base in BASES:
+        assert table.loc[f"{base}__topk_corr_k8", "architecture"] == "topk_corr"
+        assert table.loc[f"{base}__topk_corr_k8", "core.sparsity.l0"] <= 8 + 1e-6
+    # the denser baseline (smaller L1) is denser
+    assert table.loc[BASES[1], "core.sparsity.l0"] > table.loc[BASES[0], "core.sparsity.l0"]
 
 
 def test_plots_exist(run):

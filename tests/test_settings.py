@@ -86,3 +86,75 @@ def test_variant_ids_follow_families_and_params():
         ("mpsae_s100", "mpsae", 100),
         ("mpsae_nonneg_s7", "mpsae_nonneg", 7),
     ]
+
+
+def two_baselines(**extra):
+    return validate_config(
+        {
+            "comparison_saes": {"enabled": False},
+            "sae_variants": {
+                "ihtp": {"enabled": True, "k_values": [5]},
+                "mpsae": {"enabled": False},
+            },
+            "baseline_saes": [
+                {
+                    "name": "l4_t8",
+                    "filename": "sweep/resid_post_layer_4/trainer_8/ae.pt",
+                    "hook_layer": 4,
+                },
+                {
+                    "name": "l3_t8",
+                    "filename": "sweep/resid_post_layer_3/trainer_8/ae.pt",
+                    "hook_layer": 3,
+                },
+            ],
+            **extra,
+        }
+    )
+
+
+def test_several_baselines_each_get_their_variants():
+    variants = build_variant_table(two_baselines())
+    assert [(v.id, v.family, v.baseline) for v in variants] == [
+        ("l4_t8", "baseline", "l4_t8"),
+        ("l4_t8__ihtp_k5", "ihtp", "l4_t8"),
+        ("l3_t8", "baseline", "l3_t8"),
+        ("l3_t8__ihtp_k5", "ihtp", "l3_t8"),
+    ]
+    sources = {v.id: v.source for v in variants if v.family == "baseline"}
+    assert sources["l3_t8"]["hook_layer"] == 3 and sources["l3_t8"]["repo_id"] == "canrager/lm_sae"
+    assert sources["l3_t8"]["filename"].endswith("layer_3/trainer_8/ae.pt")
+
+
+def test_one_listed_baseline_keeps_the_single_baseline_ids():
+    config = validate_config(
+        {
+            "comparison_saes": {"enabled": False},
+            "baseline_saes": [{"name": "mine", "local_dir": "elsewhere", "hook_layer": 2}],
+        }
+    )
+    variants = build_variant_table(config)
+    assert [v.id for v in variants][:3] == ["baseline", "ihtp_k5", "ihtp_k10"]
+    assert variants[0].source["local_dir"] == "elsewhere"
+    assert {v.baseline for v in variants} == {"baseline"}
+
+
+@pytest.mark.parametrize(
+    "baselines, key, words",
+    [
+        (
+            [{"name": "a", "hook_layer": 1}, {"name": "a", "hook_layer": 2}],
+            "baseline_saes",
+            "twice",
+        ),
+        ([{"name": "a", "hook_layer": 1}, {"name": "b"}], "baseline_saes.1.hook_layer", "required"),
+        ([{"name": "a b", "hook_layer": 1}], "baseline_saes.0.name", "does not match"),
+        ([{"hook_layer": 1}], "baseline_saes.0", "'name' is a required property"),
+    ],
+)
+def test_bad_baselines_name_the_key(baselines, key, words):
+    with pytest.raises(ConfigError) as error:
+        build_variant_table(
+            validate_config({"comparison_saes": {"enabled": False}, "baseline_saes": baselines})
+        )
+    assert f"config key '{key}'" in str(error.value) and words in str(error.value)

@@ -5,10 +5,11 @@ the workflow's record (`workflow_metrics/...`, same layout; for core the centere
 variance and |code| > 0 density). Both are read into a long table, one row per
 (variant, eval_type, metric, seed, value) (`metrics_long.csv`), and from it:
 
-- `metrics.csv` / `.json`: one row per variant. Columns: variant, family, architecture,
-  param_name, param, d_sae, hook, missing (eval types without a result, only with allow_missing),
-  then every scalar metric as `<eval_type>.<group>.<metric>` (SAE Bench's names unchanged; the
-  workflow's groups start with `workflow_`), holding the mean over seeds (the value itself with
+- `metrics.csv` / `.json`: one row per variant. Columns: variant, family, baseline (the one it
+  is compared with), architecture, param_name, param, d_sae, hook, missing (eval types without
+  a result, only with allow_missing), then every scalar metric as
+  `<eval_type>.<group>.<metric>` (SAE Bench's names unchanged; the workflow's groups start with
+  `workflow_`), holding the mean over seeds (the value itself with
   one seed). For replicated eval types each metric also has `<column>_std` (sample standard
   deviation), `<column>_n` (seeds), `<column>_ci_low` / `<column>_ci_high` (95% t-interval of the
   mean; see statistics.py).
@@ -34,7 +35,16 @@ import yaml
 
 from workflow_scripts import statistics, summary
 
-ID_COLUMNS = ["variant", "family", "architecture", "param_name", "param", "d_sae", "hook"]
+ID_COLUMNS = [
+    "variant",
+    "family",
+    "baseline",
+    "architecture",
+    "param_name",
+    "param",
+    "d_sae",
+    "hook",
+]
 
 
 def scalar_metrics(eval_type: str, result: dict) -> dict[str, float]:
@@ -52,6 +62,8 @@ def variant_row(variant: dict, sae_dir: Path) -> dict:
     return {
         "variant": variant["id"],
         "family": variant["family"],
+        # the baseline it is compared with; "baseline" for tables written before baseline_saes
+        "baseline": variant.get("baseline") or "baseline",
         "architecture": sae_config["architecture"],
         "param_name": variant.get("param_name"),
         "param": variant.get("param"),
@@ -255,8 +267,11 @@ def link_saebench_names(
 def comparison(merged: Merged, args) -> summary.Comparison:
     """What the summary shows, from the merged results and the command line."""
     table = merged.table
-    variants = list(table["variant"])
-    baseline = "baseline" if "baseline" in variants else None
+    baseline_of = {
+        row["variant"]: row["baseline"]
+        for _, row in table.iterrows()
+        if isinstance(row.get("baseline"), str) and row["baseline"] in set(table["variant"])
+    }
     return summary.Comparison(
         table=table,
         headlines=summary.headline_metrics(args.eval_types, args.threshold),
@@ -265,7 +280,7 @@ def comparison(merged: Merged, args) -> summary.Comparison:
         long=merged.long,
         seeds=[args.main_seed, *args.extra_seeds],
         ranking=json.loads(args.ranking) if args.ranking else None,
-        baseline_of={v: baseline for v in variants} if baseline else {},
+        baseline_of=baseline_of,
         missing=merged.missing,
         missing_replicates=merged.missing_replicates,
     )

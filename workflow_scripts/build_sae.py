@@ -50,12 +50,22 @@ def build(variant: dict, model_name: str, output: Path, base: Path | None = None
         sae = load_dictionary_learning_sae(ae, model_name, layer, config)
         metadata = {"source": source}
     else:
+        from workflow_scripts import families
         from workflow_scripts.variant_saes import derive_variant
 
         if base is None:
             raise ValueError(f"variant {variant['id']} is derived: --base is required")
-        sae = derive_variant(family, variant["param"], sae_io.load_sae(base))
-        metadata = {"derived_from": str(base)}
+        key = source.get("config_key", f"encoder_families.{family}")
+        cls = families.load_class(source["class"], key)
+        families.check_contract(cls, variant["param_name"], key)
+        base_sae = sae_io.load_sae(base)
+        if variant["param_name"] == "k" and variant["param"] > base_sae.cfg.d_sae:
+            raise ValueError(
+                f"config key '{source.get('values_key', key)}': k={variant['param']} exceeds "
+                f"the width {base_sae.cfg.d_sae} of the baseline {base}"
+            )
+        sae = derive_variant(family, variant["param"], base_sae, cls=cls)
+        metadata = {"derived_from": str(base), "class": source["class"]}
     metadata.update(
         variant=variant["id"],
         family=family,

@@ -78,8 +78,11 @@ def pareto_front(x: np.ndarray, y: np.ndarray, higher_is_better: bool) -> list[i
 
 
 def sweep_groups(table: pd.DataFrame):
-    """(family, architecture, rows sorted by parameter) for every family in the table."""
-    for (family, architecture), group in table.groupby(["family", "architecture"], sort=False):
+    """(family, architecture, rows sorted by parameter) for every family in the table, one sweep
+    per baseline (a family derived from two baselines is two lines)."""
+    keys = [k for k in ("baseline", "family", "architecture") if k in table]
+    for key, group in table.groupby(keys, sort=False, dropna=False):
+        family, architecture = key[-2], key[-1]
         params = pd.to_numeric(group["param"], errors="coerce")
         if params.notna().all():
             group = group.assign(_p=params).sort_values("_p").drop(columns="_p")
@@ -89,6 +92,9 @@ def sweep_groups(table: pd.DataFrame):
 def sweep_label(family: str, architecture: str, group: pd.DataFrame) -> str:
     params = pd.to_numeric(group["param"], errors="coerce")
     name = architecture if family in (architecture, "comparison") else f"{architecture} ({family})"
+    bases = group["baseline"].dropna().unique() if "baseline" in group else []
+    if family != "comparison" and len(bases) == 1 and bases[0] != "baseline":
+        name = f"{name} of {bases[0]}"
     if family == "comparison":
         name = f"{architecture} (published)"
     if len(group) > 1 and params.notna().all():

@@ -28,8 +28,9 @@ RELU_ARCHITECTURES = ("standard", "relu", "p_anneal", "standard_april_update")
 def sae_params(sae: BaseSAE) -> dict:
     """The constructor parameters beyond the shapes: k / s for variants, k for TopK."""
     arch = sae.cfg.architecture
-    if arch in VARIANT_FAMILIES:
-        name = VARIANT_FAMILIES[arch].param_name
+    name = getattr(sae, "param_name", None)  # encoder families keep it as a buffer
+    if arch in VARIANT_FAMILIES or (name and isinstance(getattr(sae, name, None), torch.Tensor)):
+        name = name or VARIANT_FAMILIES[arch].param_name
         return {name: int(getattr(sae, name))}
     if isinstance(sae, TopKSAE):
         return {"k": int(sae.k), "use_threshold": bool(sae.use_threshold)}
@@ -104,6 +105,12 @@ def _build(config: dict, where: Path, device, dtype) -> BaseSAE:
             )
         if arch == "jumprelu":
             return JumpReluSAE(d_in, d_sae, **common)
+        class_path = config.get("metadata", {}).get("class")
+        if class_path and arch not in VARIANT_FAMILIES:  # an encoder family from the config
+            from workflow_scripts import families
+
+            cls = families.load_class(class_path, f"{where} metadata")
+            return cls(d_in, d_sae, int(params[cls.param_name]), **common)
         if arch in VARIANT_FAMILIES:
             fam = VARIANT_FAMILIES[arch]
             return fam.cls(d_in, d_sae, int(params[fam.param_name]), **common)

@@ -133,17 +133,22 @@ VARIANT_FAMILIES: dict[str, VariantFamily] = {
 
 
 @torch.no_grad()
-def derive_variant(family: str, param: int, base: BaseSAE) -> BaseSAE:
+def derive_variant(family: str, param: int, base: BaseSAE, cls: type | None = None) -> BaseSAE:
     """Build a variant of `family` with parameter `param` from a trained baseline SAE.
 
-    Copies W_enc, b_enc, W_dec, b_dec (same device and dtype as the base) and keeps the base's
-    model_name, hook_layer and hook_name. The decoder rows should be unit norm (docs/variants.md
-    assumes it; SAE Bench loaders normalise them).
+    `cls` is the family's class (workflow_scripts.families, for families named in the config);
+    without it, a built-in family of VARIANT_FAMILIES. Copies W_enc, b_enc, W_dec, b_dec (same
+    device and dtype as the base) and keeps the base's model_name, hook_layer and hook_name. The
+    decoder rows should be unit norm (docs/variants.md assumes it; SAE Bench loaders normalise
+    them).
     """
-    if family not in VARIANT_FAMILIES:
-        raise ValueError(f"unknown variant family {family!r}; known: {sorted(VARIANT_FAMILIES)}")
-    fam = VARIANT_FAMILIES[family]
-    sae = fam.cls(
+    if cls is None:
+        if family not in VARIANT_FAMILIES:
+            raise ValueError(
+                f"unknown variant family {family!r}; known: {sorted(VARIANT_FAMILIES)}"
+            )
+        cls = VARIANT_FAMILIES[family].cls
+    sae = cls(
         base.cfg.d_in,
         base.cfg.d_sae,
         param,

@@ -9,30 +9,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from workflow_scripts import saelens_releases
+from workflow_scripts import families, saelens_releases
 from workflow_scripts.settings import ConfigError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-# family -> (config key of its parameter list, parameter name, id prefix)
-DERIVED_FAMILIES = {
-    "ihtp": ("k_values", "k"),
-    "mpsae": ("s_values", "s"),
-    "mpsae_nonneg": ("s_values", "s"),
-}
+IMPORTED_FAMILIES = ("baseline", "comparison")
 
 
 @dataclass(frozen=True)
 class Variant:
     id: str
-    family: str  # baseline | ihtp | mpsae | mpsae_nonneg | comparison
+    family: str  # baseline | comparison | an encoder family (ihtp, mpsae, mpsae_nonneg, yours)
     param_name: str | None = None
     param: int | None = None
     source: dict = field(default_factory=dict, compare=False, hash=False)
+    # the baseline this variant is built from and compared with (a baseline: itself; a published
+    # comparison SAE: the first baseline)
+    baseline: str | None = None
 
     @property
     def derived(self) -> bool:
-        return self.family in DERIVED_FAMILIES
+        return self.family not in IMPORTED_FAMILIES
 
 
 def comparison_id(release: str, sae_id: str) -> str:
@@ -40,15 +37,64 @@ def comparison_id(release: str, sae_id: str) -> str:
     return f"{release}__{sae_id}".replace("/", "_")
 
 
+def baselines(config: dict) -> list[tuple[str, dict]]:
+    """(id, source) of every baseline: `baseline_saes` when set (keys it leaves out come from
+    `baseline_sae`), else the one `baseline_sae` with id `baseline`. One entry keeps the id
+    `baseline` whatever its name, so single-baseline ids never change."""
+    listed = config.get("baseline_saes")
+    if not listed:
+        return [("baseline", dict(config["baseline_sae"]))]
+    defaults = dict(config["baseline_sae"])
+    entries = []
+    for i, entry in enumerate(listed):
+        source = {**defaults, **{k: v for k, v in entry.items() if k != "name"}}
+        if "local_dir" not in entry and ("repo_id" in entry or "filename" in entry):
+            source["local_dir"] = None  # a hub checkpoint, not baseline_sae's local folder
+        if "hook_layer" not in entry and len(listed) > 1:
+            raise ConfigError(
+                f"config key 'baseline_saes.{i}.hook_layer': required with several baselines"
+            )
+        entries.append((entry["name"] if len(listed) > 1 else "baseline", source))
+    names = [name for name, _ in entries]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"config key 'baseline_saes': the name {name!r} is used twice")
+    return entries
+
+
+def derived_id(baseline: str, family: str, param_name: str, value: int, several: bool) -> str:
+    """`ihtp_k5` with one baseline; `<baseline>__ihtp_k5` with several."""
+    own = f"{family}_{param_name}{value}"
+    return f"{baseline}__{own}" if several else own
+
+
 def build_variant_table(config: dict) -> list[Variant]:
-    """Variants in a stable order: baseline, derived families, comparison SAEs."""
-    variants = [Variant("baseline", "baseline", source=dict(config["baseline_sae"]))]
-    for family, (list_key, param_name) in DERIVED_FAMILIES.items():
-        section = config["sae_variants"][family]
-        if not section["enabled"]:
-            continue
-        for value in section[list_key]:
-            variants.append(Variant(f"{family}_{param_name}{value}", family, param_name, value))
+    """Variants in a stable order: each baseline followed by its derived families, then the
+    comparison SAEs."""
+    bases = baselines(config)
+    several = len(bases) > 1
+    try:
+        derived = families.families(config)
+        for family in derived:
+            families.check_static(family)
+    except families.FamilyError as error:
+        raise ConfigError(str(error)) from None
+    variants = []
+    for base_id, source in bases:
+        variants.append(Variant(base_id, "baseline", source=source, baseline=base_id))
+        for family in derived:
+            spec = {
+                "class": family.class_path,
+                "config_key": family.key,
+                "values_key": family.values_key,
+            }
+            for value in family.values:
+                variant_id = derived_id(base_id, family.name, family.param_name, value, several)
+                variants.append(
+                    Variant(
+                        variant_id, family.name, family.param_name, value, spec, baseline=base_id
+                    )
+                )
 
     comparison = config["comparison_saes"]
     if comparison["enabled"]:
@@ -66,7 +112,12 @@ def build_variant_table(config: dict) -> list[Variant]:
             )
         for sae in matched:
             variants.append(
-                Variant(comparison_id(sae.release, sae.sae_id), "comparison", source=sae.__dict__)
+                Variant(
+                    comparison_id(sae.release, sae.sae_id),
+                    "comparison",
+                    source=sae.__dict__,
+                    baseline=bases[0][0],
+                )
             )
 
     seen = set()
@@ -97,3 +148,17 @@ def known_sae_widths(config: dict, variants: dict) -> dict[str, int]:
         if sae_config.is_file():
             widths[variant_id] = json.loads(sae_config.read_text())["d_sae"]
     return widths
+
+
+def width_problems(variants: dict[str, Variant], widths: dict[str, int]) -> list[str]:
+    """Derived variants whose `k` exceeds their baseline's width, where the width is known when the
+    DAG is built (`known_sae_widths`); the derive_sae job checks the others."""
+    problems = []
+    for v in variants.values():
+        width = widths.get(v.baseline)
+        if v.derived and v.param_name == "k" and width and v.param > width:
+            problems.append(
+                f"config key '{v.source.get('values_key', v.family)}': k={v.param} exceeds the "
+                f"width {width} of baseline '{v.baseline}' (variant {v.id})"
+            )
+    return problems

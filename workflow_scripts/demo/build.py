@@ -77,6 +77,9 @@ DEFAULT_SIZES: dict[str, Any] = {
     "sae_steps": 1500,
     "sae_lr": 2e-3,
     "sae_l1_coeff": 0.12,
+    # a small sweep of extra baselines at other sparsities (sae_sweep/l1_<c>/), for runs with
+    # several baselines; a few seconds each
+    "sae_sweep_l1": (0.04, 0.3),
 }
 
 
@@ -182,35 +185,16 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
     torch.manual_seed(seed)
     sae_state, sae_metrics = train_sae(acts, d_sae, sz, seed)
     sae_dir = out / "sae"
-    sae_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(sae_state, sae_dir / "ae.pt")
     n_sae_tokens = int(sz["sae_steps"] * sz["sae_batch_size"])
-    sae_config = {
-        "trainer": {
-            "trainer_class": "StandardTrainer",
-            "dict_class": "AutoEncoder",
-            "activation_dim": d_model,
-            "dict_size": d_sae,
-            "layer": hook_layer,
-            "lm_name": MODEL_NAME,
-            "submodule_name": f"resid_post_layer_{hook_layer}",
-            "lr": sz["sae_lr"],
-            "l1_penalty": sz["sae_l1_coeff"],
-            "steps": sz["sae_steps"],
-            "seed": seed,
-            "device": "cpu",
-        },
-        "buffer": {
-            "d_submodule": d_model,
-            "ctx_len": sz["lm_seq_len"],
-            "refresh_batch_size": 32,
-            "out_batch_size": sz["sae_batch_size"],
-            "device": "cpu",
-        },
-        "training_tokens": n_sae_tokens,
-    }
-    with open(sae_dir / "config.json", "w") as f:
-        json.dump(sae_config, f, indent=2)
+    write_dictionary_learning(sae_dir, sae_state, sz, sz["sae_l1_coeff"], hook_layer, seed)
+    sweep = {}
+    for l1 in sz["sae_sweep_l1"]:  # after the main SAE, so it stays exactly as before
+        torch.manual_seed(seed)
+        state, metrics = train_sae(acts, d_sae, {**sz, "sae_l1_coeff": l1}, seed)
+        folder = out / "sae_sweep" / f"l1_{l1}"
+        write_dictionary_learning(folder, state, sz, l1, hook_layer, seed)
+        sweep[f"l1_{l1}"] = {"path": str(folder), "sae_l0": metrics["sae_l0"]}
+        sweep[f"l1_{l1}"]["sae_explained_variance"] = metrics["sae_explained_variance"]
     timings["sae_s"] = time.time() - t0 - sum(timings.values())
 
     manifest = {
@@ -242,6 +226,7 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
         "bios_rows": {k: len(v) for k, v in bios.items()},
         "bios_professions": text.professions(),
         "sae_training_tokens": n_sae_tokens,
+        "sae_sweep": sweep,
         **lm_metrics,
         **sae_metrics,
         "sizes": sz,
@@ -251,6 +236,44 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
     with open(out / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=2)
     return manifest
+
+
+def write_dictionary_learning(
+    folder: Path, state: dict, sz: dict, l1: float, hook_layer: int, seed: int
+) -> None:
+    """`ae.pt` (tensor state dict) and `config.json` as dictionary_learning's StandardTrainer
+    writes them."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(state, folder / "ae.pt")
+    d_model = sz["d_model"]
+    config = {
+        "trainer": {
+            "trainer_class": "StandardTrainer",
+            "dict_class": "AutoEncoder",
+            "activation_dim": d_model,
+            "dict_size": d_model * sz["sae_expansion"],
+            "layer": hook_layer,
+            "lm_name": MODEL_NAME,
+            "submodule_name": f"resid_post_layer_{hook_layer}",
+            "lr": sz["sae_lr"],
+            "l1_penalty": l1,
+            "steps": sz["sae_steps"],
+            "seed": seed,
+            "device": "cpu",
+        },
+        "buffer": {
+            "d_submodule": d_model,
+            "ctx_len": sz["lm_seq_len"],
+            "refresh_batch_size": 32,
+            "out_batch_size": sz["sae_batch_size"],
+            "device": "cpu",
+        },
+        "training_tokens": int(sz["sae_steps"] * sz["sae_batch_size"]),
+    }
+    with open(folder / "config.json", "w") as f:
+        json.dump(config, f, indent=2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = item.partition("=")
         if key not in DEFAULT_SIZES:
             p.error(f"unknown size key {key!r}")
-        overrides[key] = type(DEFAULT_SIZES[key])(value)
+        default = DEFAULT_SIZES[key]
+        if isinstance(default, tuple):  # a list of numbers: comma-separated
+            overrides[key] = tuple(float(v) for v in value.split(",") if v)
+        else:
+            overrides[key] = type(default)(value)
     manifest = build_demo_assets(
         args.out, seed=args.seed, threads=args.threads or None, **overrides
     )
