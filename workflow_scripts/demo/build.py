@@ -229,7 +229,7 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
         "sae_sweep": sweep,
         **lm_metrics,
         **sae_metrics,
-        "sizes": sz,
+        "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in sz.items()},
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
     manifest["timings_s"]["total_s"] = round(time.time() - t0, 2)
