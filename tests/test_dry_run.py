@@ -164,4 +164,5 @@ def test_ihtp_k_above_a_known_width_is_refused_up_front(tmp_path):
     )
     result = run_snakemake(["-n", "--configfile", str(config)], tmp_path, timeout=300)
     assert result.returncode != 0
-    assert "config key 'sae_variants.ihtp.k_values': k=1000 exceeds the width 256" in result.stderr
+    output = result.stdout + result.stderr
+    assert "config key 'sae_variants.ihtp.k_values': k=1000 exceeds the width 256" in output

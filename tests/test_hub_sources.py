@@ -253,3 +253,41 @@ def test_prefetch_records_files_and_never_the_token(tmp_path):
     assert all(f["path"].startswith(str(hf_home)) for f in record["files"])
     assert record["datasets"] == []  # local stand-ins are not fetched
     assert token not in manifest.read_text() + result.stdout + result.stderr
+
+
+def test_a_baseline_download_without_network_names_the_file_and_the_prefetch_step(tmp_path):
+    """Offline and not cached: a message naming repo and file and pointing to prefetch."""
+    variant = {
+        "id": "baseline",
+        "family": "baseline",
+        "source": {
+            "repo_id": "canrager/lm_sae",
+            "filename": "some/trainer_0/ae.pt",
+            "hook_layer": 4,
+        },
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflow_scripts.build_sae",
+            "--variant",
+            json.dumps(variant),
+            "--model-name",
+            "pythia-70m-deduped",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        env=snakemake_env(
+            {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(REPO)}
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "cannot fetch canrager/lm_sae/some/trainer_0/ae.pt" in result.stderr
+    assert "snakemake --until prefetch" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -12,17 +12,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 
 def fetch_checkpoint(repo_id: str, filename: str) -> tuple[Path, Path]:
-    """ae.pt and its sibling config.json through the HuggingFace cache."""
-    from huggingface_hub import hf_hub_download
+    """ae.pt and its sibling config.json through the HuggingFace cache.
 
-    ae = hf_hub_download(repo_id=repo_id, filename=filename)
-    config = hf_hub_download(repo_id=repo_id, filename=str(Path(filename).with_name("config.json")))
-    return Path(ae), Path(config)
+    Raises NotCachedError naming the repo and file, with the prefetch hint, when the hub cannot
+    be reached (no network, or HF_HUB_OFFLINE) and the cache lacks them, and FileNotFoundError
+    naming them when the hub has no such repo or file; not huggingface_hub's bare traceback.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    from workflow_scripts.hub_sources import PREFETCH_HINT, NotCachedError
+
+    paths = []
+    for name in (filename, str(Path(filename).with_name("config.json"))):
+        try:
+            paths.append(Path(hf_hub_download(repo_id=repo_id, filename=name)))
+        except LocalEntryNotFoundError as error:  # offline (or unreachable) and not cached
+            raise NotCachedError(
+                f"cannot fetch {repo_id}/{name}: the HuggingFace hub is not reachable from here "
+                f"and the cache ({os.environ.get('HF_HOME', 'HF_HOME unset')}) lacks it "
+                f"({type(error).__name__}); {PREFETCH_HINT}"
+            ) from None
+        except (RepositoryNotFoundError, EntryNotFoundError) as error:
+            raise FileNotFoundError(
+                f"{repo_id}/{name} does not exist on the HuggingFace hub (or needs a token): "
+                f"{type(error).__name__}; check baseline_sae / baseline_saes"
+            ) from None
+    return paths[0], paths[1]
 
 
 def build(variant: dict, model_name: str, output: Path, base: Path | None = None):
@@ -83,7 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--base", type=Path, help="baseline SAE folder (derived variants)")
     args = parser.parse_args(argv)
-    sae = build(json.loads(args.variant), args.model_name, args.output, args.base)
+    from workflow_scripts.families import FamilyError
+    from workflow_scripts.hub_sources import NotCachedError
+
+    try:
+        sae = build(json.loads(args.variant), args.model_name, args.output, args.base)
+    except (NotCachedError, FamilyError, FileNotFoundError) as error:  # said, not traced
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
     print(
         f"[build_sae] wrote {args.output} ({sae.cfg.architecture}, d_in={sae.cfg.d_in}, "
         f"d_sae={sae.cfg.d_sae})"
