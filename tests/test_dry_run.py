@@ -54,8 +54,15 @@ def test_default_config_plans_30_evaluation_jobs(tmp_path):
 
 
 def test_slurm_profile_dry_run_needs_no_slurm(tmp_path):
-    jobs = dry_run(tmp_path, "--profile", str(REPO / "profiles" / "slurm"))
+    result = run_snakemake(["-n", "--profile", str(REPO / "profiles" / "slurm")], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = planned_jobs(result.stdout)
     assert sum(j["rule"] == "evaluate" for j in jobs) == 30
+    # every evaluation job asks for tasks_per_gpu=0 (no --ntasks-per-gpu: Slurm >= 23.11)
+    blocks = [b for b in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout)]
+    evaluations = [b for b in blocks if b.startswith("rule evaluate:")]
+    assert len(evaluations) == 30
+    assert all(re.search(r"resources: .*\btasks_per_gpu=0\b", b) for b in evaluations)
 
 
 def test_demo_config_dry_run(tmp_path):

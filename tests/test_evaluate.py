@@ -95,3 +95,32 @@ def test_cli_exit_code_and_message(tmp_path, sae_dir, monkeypatch, capsys):
     )
     assert code == 1
     assert "SAE Bench's core eval produced 0 result files" in capsys.readouterr().err
+
+
+def test_a_job_that_fills_the_shared_cache_publishes_a_run_that_reads_it(
+    tmp_path, sae_dir, monkeypatch
+):
+    """SAE Bench computes differently when it fills an activation cache than when it reads one;
+    every published pair must come from a reading run, whichever job came first."""
+    runs = []
+
+    def run(job):
+        filled = (job.artifacts_dir / "acts.pt").exists()
+        if not filled:
+            (job.artifacts_dir / "acts.pt").write_text("activations")
+        runs.append("read" if filled else "filled")
+        result = {"eval_result_metrics": {"sae": {"path": 1.0 if filled else 0.0}}}
+        (job.work_dir / "x_custom_sae_eval_results.json").write_text(json.dumps(result))
+
+    entry = dataclasses.replace(registry.REGISTRY["sparse_probing"], run=run)
+    monkeypatch.setitem(registry.REGISTRY, "sparse_probing", entry)
+    job_settings = {**settings("sparse_probing"), "save_activations": True}
+    outputs = []
+    for variant in ("first", "second"):
+        output = tmp_path / "evals" / "sparse_probing" / f"{variant}.json"
+        evaluate.evaluate(
+            "sparse_probing", sae_dir, variant, job_settings, output, tmp_path / "artifacts"
+        )
+        outputs.append(json.loads(output.read_text())["eval_result_metrics"]["sae"]["path"])
+    assert runs == ["filled", "read", "read"]  # the first job ran twice, the second once
+    assert outputs == [1.0, 1.0]  # both published a run that read the cache

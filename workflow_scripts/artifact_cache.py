@@ -31,8 +31,13 @@ def cache_folder(root: Path | str, eval_type: str, settings: dict) -> Path:
 
 
 @contextlib.contextmanager
-def shared_cache(folder: Path | str) -> Iterator[Path]:
-    """Yield `folder` for the eval to read or fill; only complete folders are ever shared."""
+def shared_cache(folder: Path | str, report: dict | None = None) -> Iterator[Path]:
+    """Yield `folder` for the eval to read or fill; only complete folders are ever shared.
+
+    `report["built"]` is set to whether this call filled the folder (True) or read a complete
+    one (False)."""
+    report = report if report is not None else {}
+    report["built"] = False
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     if (folder / COMPLETE).exists():
@@ -48,6 +53,7 @@ def shared_cache(folder: Path | str) -> Iterator[Path]:
                 return
             shutil.rmtree(folder, ignore_errors=True)  # leftovers of a job that died
             folder.mkdir(parents=True)
+            report["built"] = True
             yield folder
             (folder / COMPLETE).write_text("")
         finally:
