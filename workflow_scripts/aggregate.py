@@ -185,12 +185,10 @@ def _wide(long: pd.DataFrame, replicated: set[str]) -> pd.DataFrame:
     stats["column"] = stats["eval_type"] + "." + stats["metric"]
     wide = stats.pivot(index="variant", columns="column", values="mean")
     extra = stats[stats["eval_type"].isin(replicated)]
-    for suffix, field in [("_std", "std"), ("_n", "n"), ("_ci_low", "ci_low")] + [
-        ("_ci_high", "ci_high")
-    ]:
-        if not extra.empty:
+    if not extra.empty:
+        for field in ("std", "n", "ci_low", "ci_high"):
             part = extra.pivot(index="variant", columns="column", values=field)
-            wide = wide.join(part.add_suffix(suffix))
+            wide = wide.join(part.add_suffix(f"_{field}"))
     wide.columns.name = None
     return wide
 
