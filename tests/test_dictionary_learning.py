@@ -1,85 +1,179 @@
-"""dictionary_learning checkpoints load with weights_only and every problem names the file."""
+"""dictionary_learning checkpoints of every trainer class SAE Bench loads go through SAE Bench's own
+loaders on our path: same encode as those loaders, weights-only, problems name the file, and the
+SAE folder keeps k, threshold and gating parameters.
+
+The checkpoints are written in the layouts of the `dictionary-learning` 0.1.0 package (PyPI):
+AutoEncoder (dictionary.py:43, nn.Linear encoder/decoder + `bias`), GatedAutoEncoder
+(dictionary.py:178), JumpReluAutoEncoder (dictionary.py:277), AutoEncoderTopK
+(trainers/top_k.py:51, `k`/`threshold` buffers, `b_dec`), BatchTopKSAE (trainers/batch_top_k.py:17)
+and MatryoshkaBatchTopKSAE (trainers/matryoshka_batch_top_k.py:37, W_enc/W_dec parameters and a
+`group_sizes` buffer).
+"""
 
 import json
 import pickle
+import sys
 
 import pytest
 import torch
 
+from workflow_scripts import sae_io
 from workflow_scripts.dictionary_learning import CheckpointError, load_dictionary_learning_sae
 
 D_IN, D_SAE = 8, 32
+MODEL = "pythia-70m-deduped"
+TRAINERS = {
+    # trainer_class: (layout, architecture SAE Bench's loader sets, dict_class in config.json)
+    "StandardTrainer": ("autoencoder", "standard", "AutoEncoder"),
+    "StandardTrainerAprilUpdate": ("autoencoder", "standard_april_update", "AutoEncoder"),
+    "PAnnealTrainer": ("autoencoder", "p_anneal", "AutoEncoder"),
+    "TopKTrainer": ("topk", "topk", "AutoEncoderTopK"),
+    "BatchTopKTrainer": ("topk", "batch_topk", "BatchTopKSAE"),
+    "MatryoshkaBatchTopKTrainer": ("matryoshka", "matryoshka_batch_topk", "MatryoshkaBatchTopKSAE"),
+    "JumpReluTrainer": ("jumprelu", "jumprelu", "JumpReluAutoEncoder"),
+    "GatedSAETrainer": ("gated", "gated", "GatedAutoEncoder"),
+}
+
+
+def layout_state(layout, k=4, threshold=0.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    W_dec = torch.randn(D_SAE, D_IN, generator=g)
+    W_dec /= W_dec.norm(dim=1, keepdim=True)  # unit decoder rows, as the loaders require
+    W_enc = torch.randn(D_IN, D_SAE, generator=g)
+    b_enc, b_dec = torch.randn(D_SAE, generator=g), torch.randn(D_IN, generator=g)
+    if layout == "autoencoder":
+        return {
+            "encoder.weight": W_enc.T.clone(),
+            "encoder.bias": b_enc,
+            "decoder.weight": W_dec.T.clone(),
+            "bias": b_dec,
+        }
+    buffers = {"k": torch.tensor(k, dtype=torch.int), "threshold": torch.tensor(threshold)}
+    if layout == "topk":
+        return {
+            "encoder.weight": W_enc.T.clone(),
+            "encoder.bias": b_enc,
+            "decoder.weight": W_dec.T.clone(),
+            "b_dec": b_dec,
+            **buffers,
+        }
+    if layout == "matryoshka":
+        group_sizes = torch.tensor([D_SAE // 4, D_SAE // 4, D_SAE // 2])
+        state = {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec}
+        return {**state, **buffers, "group_sizes": group_sizes}
+    if layout == "jumprelu":
+        return {
+            "W_enc": W_enc,
+            "b_enc": b_enc,
+            "W_dec": W_dec,
+            "b_dec": b_dec,
+            "threshold": torch.rand(D_SAE, generator=g),
+        }
+    if layout == "gated":
+        return {
+            "decoder_bias": b_dec,
+            "encoder.weight": W_enc.T.clone(),
+            "r_mag": 0.1 * torch.randn(D_SAE, generator=g),
+            "gate_bias": torch.randn(D_SAE, generator=g),
+            "mag_bias": torch.randn(D_SAE, generator=g),
+            "decoder.weight": W_dec.T.clone(),
+        }
+    raise ValueError(layout)
 
 
 def write_checkpoint(
-    folder,
-    trainer_class="StandardTrainer",
-    layer=4,
-    lm_name="EleutherAI/pythia-70m-deduped",
-    state=None,
-    k=4,
+    folder, trainer_class="StandardTrainer", layer=4, lm_name=f"EleutherAI/{MODEL}", state=None, k=4
 ):
+    """ae.pt + config.json of one trainer class in `folder`; returns (ae.pt path, state)."""
     folder.mkdir(parents=True, exist_ok=True)
-    g = torch.Generator().manual_seed(0)
-    decoder = torch.randn(D_IN, D_SAE, generator=g)
-    decoder /= decoder.norm(dim=0, keepdim=True)
     if state is None:
-        state = {
-            "encoder.weight": torch.randn(D_SAE, D_IN, generator=g),
-            "encoder.bias": torch.randn(D_SAE, generator=g),
-            "decoder.weight": decoder,
-        }
-        if trainer_class == "TopKTrainer":
-            state |= {"b_dec": torch.randn(D_IN, generator=g), "k": torch.tensor(k)}
-        else:
-            state |= {"bias": torch.randn(D_IN, generator=g)}
+        state = layout_state(TRAINERS[trainer_class][0], k=k)
     torch.save(state, folder / "ae.pt")
     trainer = {
         "trainer_class": trainer_class,
-        "dict_class": "AutoEncoder",
+        "dict_class": TRAINERS.get(trainer_class, ("", "", "AutoEncoder"))[2],
         "activation_dim": D_IN,
         "dict_size": D_SAE,
         "layer": layer,
         "lm_name": lm_name,
+        "k": k,
     }
-    if trainer_class == "TopKTrainer":
-        trainer["k"] = k
     (folder / "config.json").write_text(
         json.dumps({"trainer": trainer, "buffer": {"ctx_len": 128}})
     )
     return folder / "ae.pt", state
 
 
-def test_relu_checkpoint_maps_and_transposes(tmp_path):
-    ae, state = write_checkpoint(tmp_path)
-    sae = load_dictionary_learning_sae(ae, "pythia-70m-deduped", 4)
-    assert sae.cfg.architecture == "standard"
-    assert sae.cfg.hook_name == "blocks.4.hook_resid_post"
-    torch.testing.assert_close(sae.W_enc.data, state["encoder.weight"].T)
-    torch.testing.assert_close(sae.W_dec.data, state["decoder.weight"].T)
-    torch.testing.assert_close(sae.b_dec.data, state["bias"])
-    x = torch.randn(3, D_IN)
-    expected = torch.relu((x - state["bias"]) @ state["encoder.weight"].T + state["encoder.bias"])
-    torch.testing.assert_close(sae.encode(x), expected)
+def saebench_loader_directly(trainer_class, ae_path, monkeypatch):
+    """SAE Bench's own loader, its download pointed at the test files (the reference)."""
+    from sae_bench.custom_saes.run_all_evals_dictionary_learning_saes import TRAINER_LOADERS
+
+    loader = TRAINER_LOADERS[trainer_class]
+    files = {"ae.pt": str(ae_path), "config.json": str(ae_path.with_name("config.json"))}
+    monkeypatch.setattr(
+        sys.modules[loader.__module__],
+        "hf_hub_download",
+        lambda repo_id, filename, **kw: files[filename],
+    )
+    sae = loader(
+        repo_id="x", filename="ae.pt", model_name=MODEL, device="cpu", dtype=torch.float32
+    )
+    monkeypatch.undo()
+    return sae
 
 
-def test_topk_checkpoint_keeps_k(tmp_path):
-    ae, state = write_checkpoint(tmp_path, "TopKTrainer", k=3)
-    sae = load_dictionary_learning_sae(ae, "pythia-70m-deduped", 4)
-    assert sae.cfg.architecture == "topk" and int(sae.k) == 3
-    assert ((sae.encode(torch.randn(5, D_IN)) != 0).sum(-1) <= 3).all()
+@pytest.mark.parametrize("trainer_class", list(TRAINERS))
+def test_every_trainer_loads_like_saebench_and_survives_the_sae_folder(
+    tmp_path, trainer_class, monkeypatch
+):
+    ae, state = write_checkpoint(tmp_path / "ckpt", trainer_class)
+    ours = load_dictionary_learning_sae(ae, MODEL, 4)
+    reference = saebench_loader_directly(trainer_class, ae, monkeypatch)
+    assert ours.cfg.architecture == TRAINERS[trainer_class][1]
+    assert type(ours) is type(reference)
+    x = 2 * torch.randn(64, D_IN, generator=torch.Generator().manual_seed(1))
+    codes = ours.encode(x)
+    assert (codes != 0).any()
+    torch.testing.assert_close(codes, reference.encode(x))
+    for name, value in reference.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[name], value, msg=name)
+
+    folder = sae_io.save_sae(ours, tmp_path / "sae")
+    again = sae_io.load_sae(folder)
+    assert again.cfg.architecture == ours.cfg.architecture and type(again) is type(ours)
+    torch.testing.assert_close(again.encode(x), codes)
+    for name in ("k", "threshold", "r_mag", "gate_bias", "b_mag"):
+        if hasattr(ours, name):
+            torch.testing.assert_close(getattr(again, name), getattr(ours, name), msg=name)
+
+
+@pytest.mark.parametrize("trainer_class", ["BatchTopKTrainer", "MatryoshkaBatchTopKTrainer"])
+def test_batch_topk_l0_follows_its_threshold_not_k(tmp_path, trainer_class):
+    layout = TRAINERS[trainer_class][0]
+    x = 2 * torch.randn(256, D_IN, generator=torch.Generator().manual_seed(2))
+    l0 = {}
+    for threshold in (0.2, 8.0):
+        state = layout_state(layout, k=4, threshold=threshold)
+        ae, _ = write_checkpoint(tmp_path / str(threshold), trainer_class, state=state, k=4)
+        sae = load_dictionary_learning_sae(ae, MODEL, 4)
+        assert float(sae.threshold) == pytest.approx(threshold) and int(sae.k) == 4
+        pre = torch.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
+        codes = sae.encode(x)
+        assert torch.equal(codes != 0, pre > threshold)  # not the per-token top 4
+        l0[threshold] = (codes != 0).sum(-1).float().mean().item()
+    assert l0[0.2] > 4 > l0[8.0]  # a per-token TopK would give exactly 4 for both
 
 
 @pytest.mark.parametrize(
     "kwargs, load_args, message",
     [
-        ({"layer": 3}, ("pythia-70m-deduped", 4), "layer 3"),
+        ({"layer": 3}, (MODEL, 4), "layer 3"),
         ({}, ("gpt2", 4), "'gpt2'"),
-        ({"trainer_class": "MysteryTrainer"}, ("pythia-70m-deduped", 4), "MysteryTrainer"),
+        ({"trainer_class": "MysteryTrainer", "state": {}}, (MODEL, 4), "MysteryTrainer"),
         (
             {"state": {"encoder.weight": torch.zeros(D_SAE, D_IN)}},
-            ("pythia-70m-deduped", 4),
-            "missing keys",
+            (MODEL, 4),
+            "does not load as a StandardTrainer checkpoint",
         ),
         (
             {
@@ -90,8 +184,8 @@ def test_topk_checkpoint_keeps_k(tmp_path):
                     "bias": torch.zeros(D_IN),
                 }
             },
-            ("pythia-70m-deduped", 4),
-            "W_enc has shape",
+            (MODEL, 4),
+            "size mismatch",
         ),
     ],
 )
@@ -107,16 +201,22 @@ class Exploit:
         return (print, ("unpickled!",))
 
 
-def test_pickled_objects_are_refused(tmp_path):
+@pytest.mark.parametrize("forced_off", [False, True])
+def test_pickled_objects_are_refused(tmp_path, monkeypatch, capsys, forced_off):
+    """Even with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD set, which makes torch.load unpickle."""
+    if forced_off:
+        monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     ae, _ = write_checkpoint(tmp_path)
     with open(ae, "wb") as handle:
         pickle.dump({"encoder.weight": Exploit()}, handle)
-    with pytest.raises(CheckpointError, match="not a plain tensor state dict"):
-        load_dictionary_learning_sae(ae, "pythia-70m-deduped", 4)
+    with pytest.raises(CheckpointError, match="not a plain tensor state dict") as caught:
+        load_dictionary_learning_sae(ae, MODEL, 4)
+    assert str(ae) in str(caught.value)
+    assert "unpickled!" not in capsys.readouterr().out
 
 
 def test_missing_config_is_named(tmp_path):
     ae, _ = write_checkpoint(tmp_path)
     (tmp_path / "config.json").unlink()
     with pytest.raises(CheckpointError, match="config.json: missing"):
-        load_dictionary_learning_sae(ae, "pythia-70m-deduped", 4)
+        load_dictionary_learning_sae(ae, MODEL, 4)

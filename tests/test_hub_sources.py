@@ -70,28 +70,66 @@ def test_relu_baseline_from_offline_hub_cache(tmp_path):
     assert (config["d_in"], config["d_sae"]) == (D_IN, D_SAE)
 
 
-def test_topk_comparison_sae_from_offline_hub_cache(tmp_path):
-    hf_home = tmp_path / "hf"
-    state = hub_cache(
-        hf_home, "sweep_topk/resid_post_layer_4/trainer_8", trainer_class="TopKTrainer", k=3
-    )
-    variant = {
+TOPK_RELEASE = "sae_bench_pythia70m_sweep_topk_ctx128_0730"
+TOPK_PATH = "pythia70m_sweep_topk_ctx128_0730/resid_post_layer_4/trainer_8"
+
+
+def comparison(hooks=("blocks.4.hook_resid_post",)):
+    """The variant-table row of a real release's SAE (variant_table.build_variant_table)."""
+    found = resolve(TOPK_RELEASE, r"blocks\.4\.hook_resid_post__trainer_8")
+    return {
         "id": "topk_t8",
         "family": "comparison",
-        "source": {
-            "release": "r",
-            "sae_id": "blocks.4.hook_resid_post__trainer_8",
-            "repo_id": REPO_ID,
-            "path": "sweep_topk/resid_post_layer_4/trainer_8",
-            "conversion_func": "dictionary_learning_1",
-            "model": "pythia-70m-deduped",
-        },
+        "source": {**found[0].__dict__, "baseline_hooks": list(hooks)},
     }
-    result, out = build(tmp_path, hf_home, variant)
+
+
+def test_published_sae_loads_through_saelens_from_offline_hub_cache(tmp_path, monkeypatch):
+    """Where SAE Lens's directory expects it: a config-only folder with the release's ids, and
+    the SAE it stands for encodes like SAE Bench's own TopK loader."""
+    from workflow_scripts.dictionary_learning import load_dictionary_learning_sae
+
+    hf_home = tmp_path / "hf"
+    hub_cache(hf_home, TOPK_PATH, trainer_class="TopKTrainer", k=3)
+    result, out = build(tmp_path, hf_home, comparison())
     assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["metadata"]["sae_lens"] == {
+        "release": TOPK_RELEASE,
+        "sae_id": "blocks.4.hook_resid_post__trainer_8",
+    }
+    assert (config["architecture"], config["d_sae"], config["hook_name"]) == (
+        "sae_lens",
+        D_SAE,
+        "blocks.4.hook_resid_post",
+    )
+    assert not (out / "sae.safetensors").exists()  # SAE Bench loads it from the cache itself
+
+    from huggingface_hub import constants  # read its environment when imported: set it here
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
     sae = sae_io.load_sae(out)
-    assert sae.cfg.architecture == "topk" and int(sae.k) == 3
-    torch.testing.assert_close(sae.b_dec.data, state["b_dec"])
+    snapshot = hf_home / "hub" / "models--canrager--lm_sae" / "snapshots" / COMMIT / TOPK_PATH
+    reference = load_dictionary_learning_sae(snapshot / "ae.pt", "pythia-70m-deduped", 4)
+    x = torch.randn(16, D_IN, generator=torch.Generator().manual_seed(0))
+    codes = sae.encode(x)
+    assert ((codes != 0).sum(-1) == 3).all()
+    torch.testing.assert_close(codes, reference.encode(x))
+
+
+def test_published_sae_on_another_hook_point_is_refused_naming_the_release(tmp_path):
+    hf_home = tmp_path / "hf"
+    hub_cache(hf_home, TOPK_PATH, trainer_class="TopKTrainer", k=3)
+    result, out = build(tmp_path, hf_home, comparison(hooks=["blocks.2.hook_resid_post"]))
+    assert result.returncode != 0 and not out.exists()
+    assert TOPK_RELEASE in result.stderr and "no baseline's hook point" in result.stderr
+
+
+def test_published_sae_missing_from_offline_cache_names_it_and_the_prefetch_step(tmp_path):
+    result, out = build(tmp_path, tmp_path / "empty_hf", comparison())
+    assert result.returncode != 0 and not out.exists()
+    assert TOPK_RELEASE in result.stderr and "snakemake --until prefetch" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -99,7 +137,11 @@ def test_topk_comparison_sae_from_offline_hub_cache(tmp_path):
     [
         ({"layer": 3}, 4, "trained on layer 3"),
         ({"lm_name": "google/gemma-2-2b"}, 4, "trained on 'google/gemma-2-2b'"),
-        ({"state": {"encoder.weight": torch.zeros(D_SAE, D_IN)}}, 4, "missing keys"),
+        (
+            {"state": {"encoder.weight": torch.zeros(D_SAE, D_IN)}},
+            4,
+            "does not load as a StandardTrainer checkpoint",
+        ),
         (
             {
                 "state": {
@@ -110,7 +152,7 @@ def test_topk_comparison_sae_from_offline_hub_cache(tmp_path):
                 }
             },
             4,
-            "b_enc has shape",
+            "size mismatch",
         ),
     ],
 )

@@ -69,6 +69,37 @@ def test_comparison_pattern_that_matches_nothing_is_a_config_error():
         build_variant_table(config)
 
 
+def test_comparison_release_for_another_model_is_refused_naming_it():
+    config = validate_config(
+        {
+            "model": {"name": "gpt2"},
+            "comparison_saes": {
+                "sae_regex_pattern": "pythia-70m-deduped-res-sm",
+                "sae_block_pattern": r"blocks\.4\.hook_resid_post",
+            },
+        }
+    )
+    with pytest.raises(ConfigError, match="'pythia-70m-deduped-res-sm' is for model"):
+        build_variant_table(config)
+
+
+def test_any_saelens_release_is_a_comparison_with_the_baselines_hook():
+    config = validate_config(
+        {
+            "comparison_saes": {
+                "sae_regex_pattern": "pythia-70m-deduped-res-sm|.*gated.*",
+                "sae_block_pattern": r"blocks\.4\.hook_resid_post(__trainer_0)?",
+            }
+        }
+    )
+    comparisons = [v for v in build_variant_table(config) if v.family == "comparison"]
+    assert [(v.source["release"], v.source["conversion_func"]) for v in comparisons] == [
+        ("pythia-70m-deduped-res-sm", None),
+        ("sae_bench_pythia70m_sweep_gated_ctx128_0730", "dictionary_learning_1"),
+    ]
+    assert all(v.source["baseline_hooks"] == ["blocks.4.hook_resid_post"] for v in comparisons)
+
+
 def test_variant_ids_follow_families_and_params():
     config = validate_config(
         {

@@ -1,8 +1,9 @@
 """Build one variant's SAE folder (`results/saes/{variant}/`: safetensors + JSON config).
 
-The baseline comes from a dictionary_learning checkpoint (hub or local folder), derived variants
-from the baseline folder's decoder, comparison SAEs from their SAE Lens release. Whatever the
-source, the evaluation step later reads only the folder written here.
+The baseline comes from a dictionary_learning checkpoint (hub or local folder) through SAE Bench's
+loaders, derived variants from the baseline folder's decoder, comparison SAEs from their SAE Lens
+release (a config-only folder: SAE Bench loads them itself). Whatever the source, the evaluation
+step later reads only the folder written here.
 
 Usage: python -m workflow_scripts.build_sae --variant ihtp_k5 --settings '<json>' \
            --output results/saes/ihtp_k5 [--base results/saes/baseline]
@@ -51,6 +52,33 @@ def fetch_checkpoint(repo_id: str, filename: str) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
+def build_published(variant: dict, model_name: str, output: Path) -> dict:
+    """A published SAE's folder (config only): loaded once through SAE Lens as SAE Bench loads it,
+    refused when its model is not the configured one or its hook point is no baseline's."""
+    from workflow_scripts import published_saes, sae_io
+
+    source = variant["source"]
+    release, sae_id = source["release"], source["sae_id"]
+    sae, _ = published_saes.load(release, sae_id)
+    described = published_saes.describe(sae)
+    where = f"comparison SAE {variant['id']} (SAE Lens release {release!r}, SAE {sae_id!r})"
+    if not published_saes.model_matches(described["model_name"], model_name):
+        raise ValueError(
+            f"{where}: trained on {described['model_name']!r}, but the config's model is "
+            f"{model_name!r}"
+        )
+    hooks = source.get("baseline_hooks") or []
+    if hooks and described["hook_name"] not in hooks:
+        raise ValueError(
+            f"{where}: reads {described['hook_name']}, which is no baseline's hook point "
+            f"({', '.join(hooks)}); an SAE on another hook point answers another question"
+        )
+    sae_io.save_published(
+        output, described, release, sae_id, metadata={"source": source, "variant": variant["id"]}
+    )
+    return described
+
+
 def build(variant: dict, model_name: str, output: Path, base: Path | None = None):
     from workflow_scripts import sae_io
     from workflow_scripts.dictionary_learning import load_dictionary_learning_sae
@@ -65,16 +93,7 @@ def build(variant: dict, model_name: str, output: Path, base: Path | None = None
         sae = load_dictionary_learning_sae(ae, model_name, source["hook_layer"], config)
         metadata = {"source": {k: v for k, v in source.items() if v is not None}}
     elif family == "comparison":
-        if source.get("conversion_func") != "dictionary_learning_1":
-            raise ValueError(
-                f"comparison SAE {variant['id']}: release {source['release']} uses conversion "
-                f"{source.get('conversion_func')!r}; only dictionary_learning releases are "
-                "supported"
-            )
-        ae, config = fetch_checkpoint(source["repo_id"], f"{source['path']}/ae.pt")
-        layer = json.loads(Path(config).read_text())["trainer"]["layer"]
-        sae = load_dictionary_learning_sae(ae, model_name, layer, config)
-        metadata = {"source": source}
+        return build_published(variant, model_name, output)
     else:
         from workflow_scripts import families
         from workflow_scripts.variant_saes import derive_variant
@@ -114,9 +133,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         sae = build(json.loads(args.variant), args.model_name, args.output, args.base)
-    except (NotCachedError, FamilyError, FileNotFoundError) as error:  # said, not traced
+    except (NotCachedError, FamilyError, FileNotFoundError, ValueError) as error:  # said
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
+    if isinstance(sae, dict):  # a published SAE: its description
+        print(f"[build_sae] wrote {args.output} (SAE Lens {sae['sae_lens_architecture']}, "
+              f"d_in={sae['d_in']}, d_sae={sae['d_sae']}, {sae['hook_name']})")
+        return 0
     print(
         f"[build_sae] wrote {args.output} ({sae.cfg.architecture}, d_in={sae.cfg.d_in}, "
         f"d_sae={sae.cfg.d_sae})"

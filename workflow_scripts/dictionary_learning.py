@@ -1,62 +1,40 @@
-"""Load a dictionary_learning checkpoint (`ae.pt` + sibling `config.json`) into an SAE Bench SAE.
+"""Load a dictionary_learning checkpoint (`ae.pt` + sibling `config.json`) through SAE Bench's own
+loaders, safely, with errors that name the file.
 
-SAE Bench's own loaders (`sae_bench.custom_saes.*.load_dictionary_learning_*`) call
-`torch.load` without `weights_only=True`, i.e. they unpickle downloaded files, and check problems
-with bare asserts. This module does the same key mapping with `weights_only=True` and turns every
-problem into an error that names the file.
+The loaders are SAE Bench's `TRAINER_LOADERS` (custom_saes/run_all_evals_dictionary_learning_saes.py
+~58): Standard, StandardAprilUpdate, PAnneal, TopK, BatchTopK (encodes with its stored global
+`threshold`), MatryoshkaBatchTopK, JumpRelu and Gated. Around them, in one place:
+- the files come from the workflow's fetch (HuggingFace cache or a local folder), not from their
+  own download into `./downloaded_saes` (`patches.checkpoint_files`);
+- every `torch.load` they make is weights-only (`patches.weights_only_loads`): a pickled object is
+  refused with a `CheckpointError` naming the file, never executed;
+- their bare asserts (layer, model name) are checked first here, with messages naming the config.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
+import sys
 from pathlib import Path
 
 import torch
 from sae_bench.custom_saes.base_sae import BaseSAE
-from sae_bench.custom_saes.jumprelu_sae import JumpReluSAE
-from sae_bench.custom_saes.relu_sae import ReluSAE
-from sae_bench.custom_saes.topk_sae import TopKSAE
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
 
 
-# trainer_class -> (layout, architecture label written to sae.cfg.architecture)
-TRAINER_CLASSES = {
-    "StandardTrainer": ("relu", "standard"),
-    "StandardTrainerAprilUpdate": ("relu", "standard_april_update"),
-    "PAnnealTrainer": ("relu", "p_anneal"),
-    "TopKTrainer": ("topk", "topk"),
-    "BatchTopKTrainer": ("topk", "batch_topk"),
-    "JumpReluTrainer": ("jumprelu", "jumprelu"),
-}
+def trainer_loaders() -> dict:
+    """SAE Bench's trainer_class -> loader table (importing it imports every eval: seconds)."""
+    from sae_bench.custom_saes.run_all_evals_dictionary_learning_saes import TRAINER_LOADERS
 
-# layout -> {checkpoint key: (SAE Bench name, transpose?)}
-KEY_MAPS = {
-    "relu": {
-        "encoder.weight": ("W_enc", True),
-        "encoder.bias": ("b_enc", False),
-        "decoder.weight": ("W_dec", True),
-        "bias": ("b_dec", False),
-    },
-    "topk": {
-        "encoder.weight": ("W_enc", True),
-        "encoder.bias": ("b_enc", False),
-        "decoder.weight": ("W_dec", True),
-        "b_dec": ("b_dec", False),
-    },
-    "jumprelu": {
-        "W_enc": ("W_enc", False),
-        "b_enc": ("b_enc", False),
-        "W_dec": ("W_dec", False),
-        "b_dec": ("b_dec", False),
-        "threshold": ("threshold", False),
-    },
-}
+    return TRAINER_LOADERS
 
 
 def read_config(config_path: Path) -> dict:
+    """The checkpoint's config.json; CheckpointError naming it when missing or malformed."""
     try:
         config = json.loads(Path(config_path).read_text())
         trainer = config["trainer"]
@@ -73,20 +51,6 @@ def read_config(config_path: Path) -> dict:
     return config
 
 
-def read_state_dict(ae_path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(ae_path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{ae_path}: missing") from None
-    except Exception as error:  # weights_only refuses anything but plain tensors
-        raise CheckpointError(
-            f"{ae_path}: not a plain tensor state dict, refusing to unpickle it ({error})"
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{ae_path}: not a plain tensor state dict")
-    return state
-
-
 def load_dictionary_learning_sae(
     ae_path: Path | str,
     model_name: str,
@@ -95,75 +59,65 @@ def load_dictionary_learning_sae(
     device: str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> BaseSAE:
-    """Checked load of `ae.pt`; `model_name` and `hook_layer` must agree with its config.json."""
+    """SAE Bench's loader for the checkpoint's `trainer_class`, on `ae_path` and `config_path`
+    (default: `config.json` beside `ae_path`).
+
+    `model_name` must be part of the config's `lm_name` (TransformerLens names are often
+    shortened: pythia-70m-deduped vs EleutherAI/pythia-70m-deduped) and `hook_layer` equal to its
+    `layer`. Returns the SAE Bench SAE (`cfg.architecture` set by the loader, e.g. "standard",
+    "batch_topk", "gated") on `device` in `dtype`. Raises CheckpointError naming the file for a
+    missing or malformed file, an unknown trainer class, a layer or model mismatch, a pickled
+    object, tensors that do not fit the trainer's layout, or decoder rows that are not unit norm.
+    """
+    from workflow_scripts.evals import patches
+
     ae_path = Path(ae_path)
     config_path = Path(config_path) if config_path else ae_path.with_name("config.json")
     trainer = read_config(config_path)["trainer"]
     trainer_class = trainer["trainer_class"]
-    if trainer_class not in TRAINER_CLASSES:
+    loaders = trainer_loaders()
+    if trainer_class not in loaders:
         raise CheckpointError(
-            f"{config_path}: trainer_class {trainer_class!r} is not supported "
-            f"(known: {', '.join(TRAINER_CLASSES)})"
+            f"{config_path}: trainer_class {trainer_class!r} has no SAE Bench loader "
+            f"(known: {', '.join(loaders)})"
         )
     if int(trainer["layer"]) != int(hook_layer):
         raise CheckpointError(
             f"{config_path}: trained on layer {trainer['layer']}, but the config asks for "
             f"hook_layer {hook_layer}"
         )
-    # TransformerLens names are often shortened
-    # (pythia-70m-deduped vs EleutherAI/pythia-70m-deduped)
     if model_name not in trainer["lm_name"]:
         raise CheckpointError(
             f"{config_path}: trained on {trainer['lm_name']!r}, but the config's model is "
             f"{model_name!r}"
         )
-
-    layout, architecture = TRAINER_CLASSES[trainer_class]
-    state = read_state_dict(ae_path)
-    key_map = KEY_MAPS[layout]
-    missing = sorted(set(key_map) - set(state))
-    if missing:
-        raise CheckpointError(
-            f"{ae_path}: missing keys {missing} for a {trainer_class} checkpoint "
-            f"(found {sorted(state)})"
-        )
-    params = {
-        new: (state[old].T if transpose else state[old])
-        for old, (new, transpose) in key_map.items()
-    }
-    d_sae, d_in = params["W_dec"].shape
-    expected = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "b_dec": (d_in,)}
-    if layout == "jumprelu":
-        expected["threshold"] = (d_sae,)
-    for name, shape in expected.items():
-        if tuple(params[name].shape) != shape:
-            raise CheckpointError(
-                f"{ae_path}: {name} has shape {tuple(params[name].shape)}, expected {shape} "
-                f"from the decoder's ({d_sae}, {d_in})"
+    if not ae_path.is_file():
+        raise CheckpointError(f"{ae_path}: missing")
+    loader = loaders[trainer_class]
+    files = {"ae.pt": ae_path, "config.json": config_path}
+    try:
+        with (
+            patches.checkpoint_files(sys.modules[loader.__module__], files),
+            patches.weights_only_loads(),
+        ):
+            sae = loader(
+                repo_id=str(ae_path.parent),
+                filename="ae.pt",
+                model_name=model_name,
+                device=device,
+                dtype=dtype,
+                layer=int(trainer["layer"]),
             )
-
-    common = dict(
-        d_in=d_in,
-        d_sae=d_sae,
-        model_name=model_name,
-        hook_layer=int(hook_layer),
-        device=device,
-        dtype=dtype,
-    )
-    if layout == "relu":
-        sae = ReluSAE(**common)
-    elif layout == "topk":
-        k = int(state["k"]) if "k" in state else trainer.get("k")
-        if k is None:
-            raise CheckpointError(f"{ae_path}: a TopK checkpoint needs a 'k' buffer or trainer.k")
-        sae = TopKSAE(k=int(k), **common)
-    else:
-        sae = JumpReluSAE(**common)
-    sae.load_state_dict({**sae.state_dict(), **params})
-    sae.to(device=device, dtype=dtype)
-    sae.cfg.architecture = architecture
-    if isinstance(sae, ReluSAE) and not sae.check_decoder_norms():
-        sae.normalize_decoder()  # rescales encoder to match: same reconstructions
-    elif not sae.check_decoder_norms():
-        raise CheckpointError(f"{ae_path}: decoder rows are not unit norm")
+    except pickle.UnpicklingError as error:  # what torch raises when weights_only refuses
+        first_line = str(error).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{ae_path}: not a plain tensor state dict, refusing to unpickle it ({first_line})"
+        ) from None
+    except (KeyError, RuntimeError, AssertionError, ValueError, IndexError) as error:
+        # missing/unexpected keys or shapes (load_state_dict), SAE Bench's asserts, its
+        # "Decoder vectors are not normalized" check
+        raise CheckpointError(
+            f"{ae_path}: does not load as a {trainer_class} checkpoint with SAE Bench's loader "
+            f"({type(error).__name__}: {str(error).strip()[:400]})"
+        ) from None
     return sae

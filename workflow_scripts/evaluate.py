@@ -54,7 +54,7 @@ def _local_files_digest(folder: str | None) -> str | None:
     return digest.hexdigest()[:16]
 
 
-def _cache_settings(settings: dict, sae) -> dict:
+def _cache_settings(settings: dict, hook_name: str) -> dict:
     """Everything that changes cached LLM activations: model, hook, eval section, seed."""
     model = settings["model"]
     return {
@@ -66,7 +66,7 @@ def _cache_settings(settings: dict, sae) -> dict:
             for name, folder in sorted(settings["local_datasets"].items())
         },
         "dtype": model["torch_dtype"],
-        "hook": sae.cfg.hook_name,
+        "hook": hook_name,
         "section": settings["section_values"],
         "seed": settings["random_seed"],
         "datasets": settings["local_datasets"],
@@ -91,6 +91,7 @@ def evaluate(
     from transformers import set_seed
 
     from workflow_scripts import artifact_cache, hub_sources, sae_io
+    from workflow_scripts.evals import patches
     from workflow_scripts.evals.base import EvalJob
     from workflow_scripts.evals.registry import REGISTRY
 
@@ -105,9 +106,18 @@ def evaluate(
         )
         hub_sources.check_cached({**settings, "hub_datasets": hub_datasets})
     model = settings["model"]
-    sae = sae_io.load_sae(
-        sae_dir, device=model["device"], dtype=getattr(torch, model["torch_dtype"])
-    )
+    described = sae_io.read_config(sae_dir)
+    published = sae_io.published_ids(described)
+    if published is None:
+        sae = sae_io.load_sae(
+            sae_dir, device=model["device"], dtype=getattr(torch, model["torch_dtype"])
+        )
+    else:  # SAE Bench loads it from the (release, sae_id) strings, as its runner does
+        sae = None
+        if settings.get("offline"):  # find a cache miss now, not inside SAE Bench's eval
+            from workflow_scripts import published_saes
+
+            published_saes.load(*published, device="cpu")
     output = Path(output)
     work_dir = output.parent / f".{output.stem}.work"
     shutil.rmtree(work_dir, ignore_errors=True)
@@ -120,19 +130,29 @@ def evaluate(
                 artifacts = None
                 if entry.shares_llm_cache and settings["save_activations"]:
                     folder = artifact_cache.cache_folder(
-                        artifacts_root, eval_type, _cache_settings(settings, sae)
+                        artifacts_root, eval_type, _cache_settings(settings, described["hook_name"])
                     )
                     artifacts = stack.enter_context(artifact_cache.shared_cache(folder, cache))
                 print(
                     f"[evaluate] {eval_type} on {variant} "
-                    f"({sae.cfg.architecture}, d_sae={sae.cfg.d_sae})",
+                    f"({described['architecture']}, d_sae={described['d_sae']})",
                     flush=True,
                 )
                 # SAE Bench seeds what it draws with random_seed; any library it calls that
                 # draws from the global generators (python, numpy, torch) gets the seed too
                 set_seed(settings["random_seed"])
-                job = EvalJob(eval_type, sae, variant, settings, work_dir, artifacts)
-                own_metrics = entry.run(job)
+                job = EvalJob(
+                    eval_type,
+                    sae,
+                    variant,
+                    settings,
+                    work_dir,
+                    artifacts,
+                    d_sae=int(described["d_sae"]),
+                    published=published,
+                )
+                with patches.weights_only_loads():  # SAE Lens loaders call torch.load bare
+                    own_metrics = entry.run(job)
             if not cache.get("built"):
                 break
             # This job filled the shared cache. SAE Bench takes another path when it fills a
@@ -209,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from workflow_scripts.dictionary_learning import CheckpointError
     from workflow_scripts.hub_sources import NotCachedError
 
     try:
@@ -221,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             args.artifacts_root,
             args.workflow_output,
         )
-    except (NoResultError, NotCachedError) as error:
+    except (NoResultError, NotCachedError, CheckpointError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
     return 0

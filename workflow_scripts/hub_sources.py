@@ -2,8 +2,8 @@
 
 Cluster compute nodes usually have no internet. The `prefetch` rule (a localrule) runs this module
 where Snakemake runs: it fills the HuggingFace cache (`HF_HOME`, configurable so it can sit on
-shared storage) with the language model and tokenizer, the baseline and comparison SAE
-checkpoints and the hub datasets of the enabled evals, and writes a local sample of the core
+shared storage) with the language model and tokenizer, the baseline checkpoints, the files SAE
+Lens reads for each comparison SAE (by loading it once) and the hub datasets of the enabled evals, and writes a local sample of the core
 eval's text corpus, which SAE Bench otherwise streams from the hub. Evaluation jobs then run with
 the HuggingFace offline variables and `check_cached` fails them in seconds, with a hint to run
 the prefetch step, instead of letting SAE Bench retry the hub for minutes.
@@ -112,6 +112,14 @@ def prefetch(plan: dict, manifest: Path) -> dict:
                 "path": hf_hub_download(repo_id=repo_id, filename=filename),
             }
         )
+    for release, sae_id in plan.get("published", []):
+        from workflow_scripts import published_saes
+
+        # SAE Lens's loader for the release downloads exactly the files it reads (and records
+        # which optional ones the hub lacks), so the offline jobs find them all in the cache
+        print(f"[prefetch] SAE Lens release {release}, SAE {sae_id}", flush=True)
+        published_saes.load(release, sae_id, device="cpu")
+        record.setdefault("published", []).append({"release": release, "sae_id": sae_id})
     for name in eval_datasets(plan):
         print(f"[prefetch] dataset {name}", flush=True)
         load_dataset(name)  # fills the datasets cache that offline jobs read
@@ -180,7 +188,7 @@ def is_local(config: dict, path: str) -> bool:
 
 def prefetch_plan(config: dict, variants: list, out_dir: str) -> dict:
     """What the prefetch step fetches for this config; cheap, so the DAG can build it."""
-    files = []
+    files, published = [], []
     for variant in variants:
         source = variant.source
         if variant.family == "baseline" and not source.get("local_dir"):
@@ -189,10 +197,7 @@ def prefetch_plan(config: dict, variants: list, out_dir: str) -> dict:
                 (source["repo_id"], str(Path(source["filename"]).with_name("config.json"))),
             ]
         elif variant.family == "comparison":
-            files += [
-                (source["repo_id"], f"{source['path']}/ae.pt"),
-                (source["repo_id"], f"{source['path']}/config.json"),
-            ]
+            published.append((source["release"], source["sae_id"]))
     enabled = [name for name, on in config["eval_types"].items() if on]
     core = config["core_eval"]
     core_sample = None
@@ -205,6 +210,7 @@ def prefetch_plan(config: dict, variants: list, out_dir: str) -> dict:
     return {
         "model": None if config["model"]["local_dir"] else config["model"]["name"],
         "files": files,
+        "published": published,
         "eval_sections": {name: config.get(name, {}) for name in enabled},
         "local_datasets": config["local_datasets"],
         "core_sample": core_sample,

@@ -3,6 +3,10 @@
 A folder holds `sae.safetensors` (the state dict, buffers included) and `config.json`:
 {"architecture", "d_in", "d_sae", "model_name", "hook_layer", "hook_name", "dtype",
  "params": {...}, "metadata": {...}}. Only safetensors and JSON are read: no pickle.
+
+A published SAE (any SAE Lens release) is a folder with `config.json` alone, architecture
+"sae_lens" and `metadata.sae_lens` = {"release", "sae_id"}: SAE Bench loads it itself from the
+HuggingFace cache (workflow_scripts/published_saes.py), as its own runner does.
 """
 
 import json
@@ -13,6 +17,8 @@ from pathlib import Path
 
 import torch
 from sae_bench.custom_saes.base_sae import BaseSAE
+from sae_bench.custom_saes.batch_topk_sae import BatchTopKSAE
+from sae_bench.custom_saes.gated_sae import GatedSAE
 from sae_bench.custom_saes.jumprelu_sae import JumpReluSAE
 from sae_bench.custom_saes.relu_sae import ReluSAE
 from sae_bench.custom_saes.topk_sae import TopKSAE
@@ -22,7 +28,10 @@ from workflow_scripts.variant_saes import VARIANT_FAMILIES
 
 WEIGHTS = "sae.safetensors"
 CONFIG = "config.json"
+SAE_LENS = "sae_lens"  # architecture of a published SAE folder (no weights file)
+# cfg.architecture as SAE Bench's dictionary_learning loaders set it -> class
 RELU_ARCHITECTURES = ("standard", "relu", "p_anneal", "standard_april_update")
+BATCH_TOPK_ARCHITECTURES = ("batch_topk", "matryoshka_batch_topk")  # global threshold at inference
 
 
 def sae_params(sae: BaseSAE) -> dict:
@@ -34,7 +43,62 @@ def sae_params(sae: BaseSAE) -> dict:
         return {name: int(getattr(sae, name))}
     if isinstance(sae, TopKSAE):
         return {"k": int(sae.k), "use_threshold": bool(sae.use_threshold)}
+    if isinstance(sae, BatchTopKSAE):  # its threshold is a buffer, saved with the weights
+        return {"k": int(sae.k)}
     return {}
+
+
+def _write_folder(folder: Path, config: dict, tensors: dict | None) -> Path:
+    """config.json (+ sae.safetensors) into a temporary sibling renamed into place."""
+    text = json.dumps(config, indent=2)  # fails early on non-JSON metadata
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        if tensors is not None:
+            save_file(tensors, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(text + "\n")
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def save_published(folder: str | Path, described: dict, release: str, sae_id: str, metadata=None):
+    """The folder of a published SAE: `described` (published_saes.describe) + its SAE Lens ids."""
+    config = {
+        "architecture": SAE_LENS,
+        **described,
+        "params": {},
+        "metadata": {**(metadata or {}), "sae_lens": {"release": release, "sae_id": sae_id}},
+    }
+    return _write_folder(Path(folder), config, None)
+
+
+def read_config(folder: str | Path) -> dict:
+    """config.json of an SAE folder; errors name the file."""
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing file (every SAE folder has its {CONFIG})")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON: {e}") from None
+
+
+def published_ids(config: dict) -> tuple[str, str] | None:
+    """(release, sae_id) of a published SAE folder's config, else None."""
+    if config.get("architecture") != SAE_LENS:
+        return None
+    ids = config["metadata"]["sae_lens"]
+    return ids["release"], ids["sae_id"]
 
 
 def save_sae(sae: BaseSAE, folder: str | Path, metadata: dict | None = None) -> Path:
@@ -58,26 +122,9 @@ def save_sae(sae: BaseSAE, folder: str | Path, metadata: dict | None = None) -> 
         "params": sae_params(sae),
         "metadata": metadata or {},
     }
-    text = json.dumps(config, indent=2)  # fails early on non-JSON metadata
     # clone: safetensors refuses tensors that share memory
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in sae.state_dict().items()}
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        save_file(tensors, str(tmp / WEIGHTS))
-        (tmp / CONFIG).write_text(text + "\n")
-        old = None
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(folder, old)
-        os.rename(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+    return _write_folder(folder, config, tensors)
 
 
 def _build(config: dict, where: Path, device, dtype) -> BaseSAE:
@@ -103,8 +150,12 @@ def _build(config: dict, where: Path, device, dtype) -> BaseSAE:
                 use_threshold=bool(params.get("use_threshold", False)),
                 **common,
             )
+        if arch in BATCH_TOPK_ARCHITECTURES:
+            return BatchTopKSAE(d_in, d_sae, int(params["k"]), **common)
         if arch == "jumprelu":
             return JumpReluSAE(d_in, d_sae, **common)
+        if arch == "gated":
+            return GatedSAE(d_in, d_sae, **common)
         class_path = config.get("metadata", {}).get("class")
         if class_path and arch not in VARIANT_FAMILIES:  # an encoder family from the config
             from workflow_scripts import families
@@ -116,14 +167,24 @@ def _build(config: dict, where: Path, device, dtype) -> BaseSAE:
             return fam.cls(d_in, d_sae, int(params[fam.param_name]), **common)
     except KeyError as e:
         raise ValueError(f"{where}: architecture {arch!r} needs params[{e.args[0]!r}]") from None
-    known = sorted([*RELU_ARCHITECTURES, "topk", "jumprelu", *VARIANT_FAMILIES])
+    known = sorted(
+        [*RELU_ARCHITECTURES, *BATCH_TOPK_ARCHITECTURES, "topk", "jumprelu", "gated"]
+        + [*VARIANT_FAMILIES]
+    )
     raise ValueError(f"{where}: unknown architecture {arch!r}; known: {known}")
 
 
 def load_sae(folder: str | Path, device="cpu", dtype: torch.dtype = torch.float32) -> BaseSAE:
-    """Rebuild the SAE saved by save_sae, on `device` in `dtype` (integer buffers keep theirs)."""
+    """Rebuild the SAE saved by save_sae, on `device` in `dtype` (integer buffers keep theirs);
+    a published SAE's folder loads through SAE Lens as SAE Bench loads it (an SAE Lens SAE)."""
     folder = Path(folder)
     cfg_path, w_path = folder / CONFIG, folder / WEIGHTS
+    if cfg_path.is_file() and not w_path.exists():
+        ids = published_ids(read_config(folder))
+        if ids:
+            from workflow_scripts import published_saes
+
+            return published_saes.load(*ids, device=str(device))[0].to(dtype=dtype)
     for p in (cfg_path, w_path):
         if not p.is_file():
             raise FileNotFoundError(

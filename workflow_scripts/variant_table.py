@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from workflow_scripts import families, saelens_releases
+from workflow_scripts.published_saes import model_matches
 from workflow_scripts.settings import ConfigError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -62,6 +63,12 @@ def baselines(config: dict) -> list[tuple[str, dict]]:
     return entries
 
 
+def baseline_hook(source: dict) -> str:
+    """Hook point of a baseline: dictionary_learning checkpoints read the residual stream after
+    block `hook_layer` (SAE Bench's and SAE Lens's loaders both assume it)."""
+    return f"blocks.{int(source['hook_layer'])}.hook_resid_post"
+
+
 def derived_id(baseline: str, family: str, param_name: str, value: int, several: bool) -> str:
     """`ihtp_k5` with one baseline; `<baseline>__ihtp_k5` with several."""
     own = f"{family}_{param_name}{value}"
@@ -110,12 +117,23 @@ def build_variant_table(config: dict) -> list[Variant]:
                 f"sae_regex_pattern={comparison['sae_regex_pattern']!r} with "
                 f"sae_block_pattern={comparison['sae_block_pattern']!r}"
             )
+        model = config["model"]["name"]
+        wrong_model = sorted(
+            {(s.release, s.model) for s in matched if not model_matches(s.model, model)}
+        )
+        if wrong_model:
+            raise ConfigError(
+                "config key 'comparison_saes': "
+                + "; ".join(f"release {r!r} is for model {m!r}" for r, m in wrong_model)
+                + f", but model.name is {model!r}"
+            )
+        hooks = sorted({baseline_hook(source) for _, source in bases})
         for sae in matched:
             variants.append(
                 Variant(
                     comparison_id(sae.release, sae.sae_id),
                     "comparison",
-                    source=sae.__dict__,
+                    source={**sae.__dict__, "baseline_hooks": hooks},
                     baseline=bases[0][0],
                 )
             )

@@ -45,11 +45,20 @@ class EvalJob:
     """Everything one (variant, eval type) job needs; built by `workflow_scripts.evaluate`."""
 
     eval_type: str
-    sae: object
+    sae: object  # the SAE object; None for a published SAE, which SAE Bench loads itself
     sae_name: str
     settings: dict  # output of registry.job_settings()
     work_dir: Path  # private folder that SAE Bench writes its result JSON into
     artifacts_dir: Path | None  # shared LLM activation cache, or None
+    d_sae: int = 0  # width (latents)
+    published: tuple[str, str] | None = None  # (SAE Lens release, SAE id) of a published SAE
+
+    @property
+    def selected_sae(self) -> tuple:
+        """What SAE Bench's run functions take in `selected_saes`: (release, sae_id) strings for a
+        published SAE, as SAE Bench's own runner passes them (it then loads the SAE through SAE
+        Lens and folds W_dec norms, general_utils.py ~134), else (name, SAE object)."""
+        return self.published or (self.sae_name, self.sae)
 
     @property
     def device(self) -> str:

@@ -28,7 +28,7 @@ def run(job: EvalJob) -> dict | None:
 
 def _multiple_evals(core_main, job: EvalJob, core: dict, model: dict) -> None:
     core_main.multiple_evals(
-        selected_saes=[(job.sae_name, job.sae)],
+        selected_saes=[job.selected_sae],
         n_eval_reconstruction_batches=core["n_eval_reconstruction_batches"],
         n_eval_sparsity_variance_batches=core["n_eval_sparsity_variance_batches"],
         eval_batch_size_prompts=core["eval_batch_size_prompts"],

@@ -27,6 +27,16 @@ Each patch, what it targets (SAE Bench 0.6.0 unless said) and why:
   reconstructions of that pass also reach the workflow's `ReconstructionStats`
   (evals/reconstruction.py: SAE Bench's explained variance is not centered and its density
   ignores negative codes). SAE Bench's own computation and JSON are unchanged.
+- `checkpoint_files`: the `hf_hub_download` name each dictionary_learning loader module imported
+  (custom_saes/relu_sae.py:5, topk_sae.py, batch_topk_sae.py, jumprelu_sae.py, gated_sae.py; the
+  loaders call it for `ae.pt` and `config.json`, e.g. relu_sae.py ~92 and ~102): return the files
+  the workflow already fetched through the HuggingFace cache (or a local folder) instead of
+  downloading them again into `./downloaded_saes`.
+- `weights_only_loads`: the `TORCH_FORCE_*_WEIGHTS_ONLY_LOAD` environment variables torch reads at
+  every `torch.load` (torch/serialization.py ~1480). Those loaders call `torch.load` without
+  `weights_only` (relu_sae.py:99 and alike); torch 2.13 then defaults to `weights_only=True`
+  unless TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set. Within the block it is unset and
+  TORCH_FORCE_WEIGHTS_ONLY_LOAD=1, so a downloaded checkpoint is never unpickled.
 - `judge_model`: the `OpenAI` name in autointerp/main.py (imported at :14, called in
   `get_api_response` ~319-322), which hard-codes `model="gpt-4o-mini"`: the configured judge is
   used instead.
@@ -266,6 +276,46 @@ def record_core_reconstruction(core_main, stats) -> Iterator[None]:
         yield
     finally:
         core_main.get_sparsity_and_variance_metrics = original
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints read by SAE Bench's own loaders
+# ------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def checkpoint_files(loader_module, files: Mapping[str, str | Path]) -> Iterator[None]:
+    """Within the block, `hf_hub_download(repo_id, filename, ...)` as called by `loader_module`
+    returns `files[filename]`; any other filename raises FileNotFoundError naming it."""
+    original = loader_module.hf_hub_download
+
+    def hf_hub_download(repo_id=None, filename=None, **kwargs):
+        if filename not in files:
+            raise FileNotFoundError(f"{repo_id}/{filename}: not among the fetched files")
+        return str(files[filename])
+
+    loader_module.hf_hub_download = hf_hub_download
+    try:
+        yield
+    finally:
+        loader_module.hf_hub_download = original
+
+
+@contextlib.contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """Every `torch.load` in the block refuses pickled objects, whatever its caller passes."""
+    names = ("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # ------------------------------------------------------------------------------------------------

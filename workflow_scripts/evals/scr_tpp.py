@@ -17,12 +17,12 @@ def runner(perform_scr: bool) -> Callable[[EvalJob], None]:
         from sae_bench.evals.scr_and_tpp.main import run_eval
 
         config = saebench_config(ScrAndTppEvalConfig, job, perform_scr=perform_scr)
-        if max(config.n_values) > job.sae.cfg.d_sae:  # widths unknown when the DAG was built
+        if max(config.n_values) > job.d_sae:  # widths unknown when the DAG was built
             raise ValueError(
                 f"config key '{job.settings['section']}.n_values': {max(config.n_values)} "
-                f"exceeds the width {job.sae.cfg.d_sae} of SAE '{job.sae_name}'"
+                f"exceeds the width {job.d_sae} of SAE '{job.sae_name}'"
             )
-        run_eval(config, [(job.sae_name, job.sae)], **llm_cache_run_kwargs(job))
+        run_eval(config, [job.selected_sae], **llm_cache_run_kwargs(job))
 
     return run
 

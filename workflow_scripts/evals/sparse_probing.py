@@ -27,7 +27,7 @@ def run(job: EvalJob) -> None:
 
     run_eval(
         saebench_config(SparseProbingEvalConfig, job),
-        [(job.sae_name, job.sae)],
+        [job.selected_sae],
         **llm_cache_run_kwargs(job),
     )
 
@@ -51,7 +51,7 @@ def run_sae_probes(job: EvalJob) -> None:
     )
     run_eval(
         config,
-        [(job.sae_name, job.sae)],
+        [job.selected_sae],
         device=job.device,
         output_path=str(job.work_dir.resolve()),
         force_rerun=True,

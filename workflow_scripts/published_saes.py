@@ -1,0 +1,79 @@
+"""Published SAEs (any SAE Lens release, whatever its conversion) loaded the way SAE Bench's own
+runner loads them.
+
+SAE Bench evaluates a published SAE when it is handed the strings `(release, sae_id)`: every eval
+calls `general_utils.load_and_format_sae` (sae_bench_utils/general_utils.py ~134), which loads it
+through `SAE.from_pretrained_with_cfg_and_sparsity` and folds the decoder norms into the encoder
+(`fold_W_dec_norm`). The workflow does the same: `load` calls that function, and evaluation jobs
+pass the strings, so SAE Bench's result JSON carries the real `sae_lens_release_id` /
+`sae_lens_id` and equals what its runner writes.
+
+Files come from the HuggingFace cache: the prefetch step (login node) loads each SAE once, which
+downloads exactly the files its SAE Lens loader reads; offline jobs then read them from the cache.
+Every `torch.load` on the way is weights-only (`patches.weights_only_loads`).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def model_matches(release_model: str, model_name: str) -> bool:
+    """Whether a release trained on `release_model` fits the configured TransformerLens model.
+
+    Both sides lose an organisation prefix and case (SAE Lens writes `gemma-2-2b` or
+    `google/gemma-2-2b`, TransformerLens accepts both)."""
+
+    def bare(name: str) -> str:
+        return name.split("/")[-1].lower()
+
+    return bare(release_model) == bare(model_name)
+
+
+def load(release: str, sae_id: str, device: str = "cpu"):
+    """(sae, log sparsity or None) of one published SAE, via SAE Bench's `load_and_format_sae`.
+
+    Raises `hub_sources.NotCachedError` naming the release, SAE id and missing file (with the
+    prefetch hint) when the hub cannot be reached and the cache lacks a file, and
+    `CheckpointError` naming them when a file holds a pickled object.
+    """
+    import pickle
+
+    from huggingface_hub.errors import LocalEntryNotFoundError
+    from sae_bench.sae_bench_utils.general_utils import load_and_format_sae
+
+    from workflow_scripts.dictionary_learning import CheckpointError
+    from workflow_scripts.evals import patches
+    from workflow_scripts.hub_sources import PREFETCH_HINT, NotCachedError
+
+    try:
+        with patches.weights_only_loads():
+            _, sae, sparsity = load_and_format_sae(release, sae_id, device)
+    except LocalEntryNotFoundError as error:
+        raise NotCachedError(
+            f"SAE Lens release {release!r}, SAE {sae_id!r}: not in the HuggingFace cache "
+            f"({os.environ.get('HF_HOME', 'HF_HOME unset')}) and the hub is not reachable "
+            f"({str(error).strip().splitlines()[0]}); {PREFETCH_HINT}"
+        ) from None
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"SAE Lens release {release!r}, SAE {sae_id!r}: a checkpoint file holds a pickled "
+            f"object, refusing to unpickle it ({str(error).strip().splitlines()[0]})"
+        ) from None
+    return sae, sparsity
+
+
+def describe(sae) -> dict:
+    """The SAE folder's config (see sae_io.save_published) from a loaded SAE Lens SAE."""
+    cfg = sae.cfg
+    hook_name = cfg.metadata.hook_name
+    layer = hook_name.split(".")[1] if hook_name.startswith("blocks.") else -1
+    return {
+        "d_in": int(cfg.d_in),
+        "d_sae": int(cfg.d_sae),
+        "model_name": cfg.metadata.model_name,
+        "hook_name": hook_name,
+        "hook_layer": int(layer),
+        "dtype": str(cfg.dtype).removeprefix("torch."),
+        "sae_lens_architecture": cfg.architecture(),
+    }
