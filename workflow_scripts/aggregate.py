@@ -64,7 +64,8 @@ def variant_row(variant: dict, sae_dir: Path) -> dict:
         "family": variant["family"],
         # the baseline it is compared with; "baseline" for tables written before baseline_saes
         "baseline": variant.get("baseline") or "baseline",
-        "architecture": sae_config["architecture"],
+        # a published SAE: the architecture SAE Lens loaded it as (gated, jumprelu, topk, ...)
+        "architecture": sae_config.get("sae_lens_architecture", sae_config["architecture"]),
         "param_name": variant.get("param_name"),
         "param": variant.get("param"),
         "d_sae": sae_config["d_sae"],
