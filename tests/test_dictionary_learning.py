@@ -115,9 +115,7 @@ def saebench_loader_directly(trainer_class, ae_path, monkeypatch):
         "hf_hub_download",
         lambda repo_id, filename, **kw: files[filename],
     )
-    sae = loader(
-        repo_id="x", filename="ae.pt", model_name=MODEL, device="cpu", dtype=torch.float32
-    )
+    sae = loader(repo_id="x", filename="ae.pt", model_name=MODEL, device="cpu", dtype=torch.float32)
     monkeypatch.undo()
     return sae
 

@@ -132,6 +132,99 @@ def test_published_sae_missing_from_offline_cache_names_it_and_the_prefetch_step
     assert TOPK_RELEASE in result.stderr and "snakemake --until prefetch" in result.stderr
 
 
+def saelens_sae(seed=0):
+    """A StandardSAE in SAE Lens's own format, decoder rows not unit norm (SAE Lens folds them)."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    sae = StandardSAE(
+        StandardSAEConfig(
+            d_in=D_IN,
+            d_sae=D_SAE,
+            metadata=SAEMetadata(
+                model_name="pythia-70m-deduped",
+                hook_name="blocks.4.hook_resid_post",
+                prepend_bos=True,
+                context_size=128,
+            ),
+        )
+    )
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    return sae
+
+
+@pytest.mark.parametrize("where", ["release", "local folder"])
+def test_saelens_baseline_gives_its_folded_dictionary_to_derived_variants(tmp_path, where):
+    """A baseline given as an SAE Lens release (+ sae_id) or a local SAE Lens folder: loaded by
+    SAE Lens, decoder norms folded as SAE Bench does, and IHTP built on that dictionary."""
+    hf_home = tmp_path / "hf"
+    sae = saelens_sae()
+    if where == "release":
+        repo = hf_home / "hub" / "models--ctigges--pythia-70m-deduped__res-sm_processed"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(COMMIT)
+        sae.save_model(repo / "snapshots" / COMMIT / "4-res-sm")
+        source = {"release": "pythia-70m-deduped-res-sm", "sae_id": "blocks.4.hook_resid_post"}
+    else:
+        sae.save_model(tmp_path / "my_sae")
+        source = {"local_dir": str(tmp_path / "my_sae")}
+    result, base = build(
+        tmp_path,
+        hf_home,
+        {"id": "baseline", "family": "baseline", "source": {**source, "hook_layer": 4}},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((base / "config.json").read_text())["architecture"] == "sae_lens"
+
+    variant = {
+        "id": "ihtp_k3",
+        "family": "ihtp",
+        "param_name": "k",
+        "param": 3,
+        "source": {
+            "class": "workflow_scripts.variant_saes:IHTPSAE",
+            "config_key": "sae_variants.ihtp",
+        },
+    }
+    out = tmp_path / "saes" / "ihtp_k3"
+    cmd = [
+        sys.executable,
+        "-m",
+        "workflow_scripts.build_sae",
+        "--variant",
+        json.dumps(variant),
+        "--model-name",
+        "pythia-70m-deduped",
+        "--output",
+        str(out),
+        "--base",
+        str(base),
+    ]
+    env = snakemake_env({"HF_HOME": str(hf_home), **OFFLINE, "PYTHONPATH": str(REPO)})
+    derived = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert derived.returncode == 0, derived.stderr[-3000:]
+    ihtp = sae_io.load_sae(out)
+    sae.fold_W_dec_norm()
+    torch.testing.assert_close(ihtp.W_dec.data, sae.W_dec.data)
+    torch.testing.assert_close(ihtp.W_dec.norm(dim=1), torch.ones(D_SAE))
+    assert ihtp.cfg.hook_name == "blocks.4.hook_resid_post" and int(ihtp.k) == 3
+
+
+def test_saelens_baseline_on_another_layer_is_refused(tmp_path):
+    saelens_sae().save_model(tmp_path / "my_sae")
+    variant = {
+        "id": "baseline",
+        "family": "baseline",
+        "source": {"local_dir": str(tmp_path / "my_sae"), "hook_layer": 2},
+    }
+    result, out = build(tmp_path, tmp_path / "hf", variant)
+    assert result.returncode != 0 and not out.exists()
+    assert "hook_layer 2" in result.stderr and "blocks.4.hook_resid_post" in result.stderr
+
+
 @pytest.mark.parametrize(
     "checkpoint, layer, message",
     [

@@ -136,8 +136,9 @@ def test_published_sae_result_carries_release_ids_and_equals_saebench_runner(
     run, release, sae_id, tmp_path, monkeypatch
 ):
     result = json.loads(
-        (run["workdir"] / "results" / "evals" / "core" / f"{variant_id(release, sae_id)}.json")
-        .read_text()
+        (
+            run["workdir"] / "results" / "evals" / "core" / f"{variant_id(release, sae_id)}.json"
+        ).read_text()
     )
     assert (result["sae_lens_release_id"], result["sae_lens_id"]) == (release, sae_id)
 

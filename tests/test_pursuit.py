@@ -44,6 +44,37 @@ def test_mp_fast_matches_reference(d_in, d_sae, shape, steps, nonneg):
         ).all()  # repeated picks happened (the test really covers them)
 
 
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_mp_without_room_for_the_gram_gives_the_reference_codes(nonneg, monkeypatch):
+    """A budget below d_sae^2 floats: no Gram is ever built, same codes as the reference."""
+    W, x = unit_dict(128, 16), randn(3, 11, 16)
+    assert not P.gram_fits(128, torch.float64, budget_bytes=128 * 128 * 8 - 1)
+
+    def no_gram(*args, **kwargs):
+        raise AssertionError("the Gram was built")
+
+    monkeypatch.setattr(P, "decoder_gram", no_gram)
+    fast = P.matching_pursuit(
+        x, W, 25, nonneg=nonneg, chunk_tokens=7, gram_budget_bytes=128 * 128 * 8 - 1
+    )
+    ref = P.matching_pursuit_reference(x, W, 25, nonneg=nonneg)
+    torch.testing.assert_close(fast, ref, atol=1e-4, rtol=0)
+
+
+def test_mpsae_takes_the_bounded_path_past_the_budget(monkeypatch):
+    """MPSAE caches the Gram when it fits the budget and holds none when it does not."""
+    from workflow_scripts.variant_saes import MPSAE
+
+    sae = MPSAE(16, 64, 5, "m", 0, device="cpu", dtype=torch.float32)
+    sae.W_dec.data.copy_(unit_dict(64, 16, dtype=torch.float32))
+    x = randn(2, 4, 16, dtype=torch.float32)
+    with_gram = sae.encode(x)
+    assert sae.gram() is not None
+    monkeypatch.setattr(P, "GRAM_BUDGET_BYTES", 64 * 64 * 4 - 1)
+    assert sae.gram() is None
+    torch.testing.assert_close(sae.encode(x), with_gram, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_mp_fp32_bf16_input(dtype):
     W = unit_dict(256, 32, dtype=torch.float32)
@@ -211,3 +242,15 @@ def test_bench_script_runs_small_and_ends_with_result_line(capsys):
         == f"RESULT mp_vs_relu={out['mp_vs_relu']:.3f} ihtp_speedup={out['ihtp_speedup']:.3f}"
     )
     assert any("timed on 8 tokens, scaled x3" in line for line in lines)
+
+
+def test_bench_wide_case_reports_memory_and_ratio(capsys, monkeypatch):
+    from workflow_scripts import bench_variants
+
+    monkeypatch.setattr(P, "GRAM_BUDGET_BYTES", 64 * 64 * 4 - 1)  # a 64-latent Gram "too wide"
+    args = "--wide --d-in 16 --d-sae 64 --seqs 2 --seq-len 8 --steps 3 --repeats 1"
+    out = bench_variants.main(args.split())
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith(f"RESULT wide_mp_vs_relu={out['wide_mp_vs_relu']:.3f} ")
+    assert out["gram_bytes"] == 64 * 64 * 4 and out["wide_mp_peak_bytes"] >= 0
+    assert any("max |code diff| vs reference" in line for line in lines)

@@ -6,10 +6,18 @@ Prints the median of several repeats for: ReLU encode, reference MP, fast MP, re
 fast IHTP, the ratios, and last one machine-readable line
 `RESULT mp_vs_relu=<fast MP / ReLU> ihtp_speedup=<reference IHTP / fast IHTP>`.
 Data: a random unit-norm dictionary and Gaussian activations (timings, not quality).
+
+    python -m workflow_scripts.bench_variants --wide [--d-sae 65536 --seqs 4 --steps 10]
+
+The wide case: an SAE whose decoder Gram does not fit pursuit.GRAM_BUDGET_BYTES, encoded by MPSAE
+(the bounded-memory path) and by a ReLU encode; prints the median times, the peak extra memory
+of each (CUDA: allocator peak; CPU: resident set sampled every millisecond) and, last,
+`RESULT wide_mp_vs_relu=<ratio> wide_mp_peak_mib=<MiB> gram_mib=<what a Gram would take>`.
 """
 
 import argparse
 import statistics
+import threading
 import time
 
 import torch
@@ -38,6 +46,82 @@ def median_times(fns: dict, repeats: int, device: torch.device) -> dict:
             if r > 0:
                 times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def peak_extra_bytes(fn, device: torch.device) -> int:
+    """Peak memory fn allocates beyond what was in use when it started (bytes)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    import psutil
+
+    process, peak, done = psutil.Process(), [0], threading.Event()
+    before = process.memory_info().rss
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak[0], process.memory_info().rss) - before
+
+
+def wide_case(a, dev: torch.device) -> dict:
+    """MPSAE on a dictionary too wide for its Gram against a ReLU encode (see the docstring)."""
+    g = torch.Generator().manual_seed(a.seed)
+    W_dec = torch.nn.functional.normalize(torch.randn(a.d_sae, a.d_in, generator=g), dim=1).to(dev)
+    W_enc = W_dec.T.contiguous()
+    xc = torch.randn(a.seqs * a.seq_len, a.d_in, generator=g).to(dev)  # (N, d_in)
+    gram_bytes = a.d_sae**2 * 4
+    if P.gram_fits(a.d_sae, torch.float32):
+        raise SystemExit(
+            f"--wide: a d_sae={a.d_sae} Gram ({gram_bytes / 2**20:.0f} MiB) fits the budget "
+            f"({P.GRAM_BUDGET_BYTES / 2**20:.0f} MiB, MPSAE_GRAM_BUDGET_MB): raise --d-sae"
+        )
+    fns = {
+        "relu": lambda: torch.relu(xc @ W_enc),
+        "mp": lambda: P.matching_pursuit(xc, W_dec, a.steps, chunk_tokens=a.chunk_tokens),
+    }
+    t = median_times(fns, a.repeats, dev)
+    peak = {name: peak_extra_bytes(fn, dev) for name, fn in fns.items()}
+    n_check = min(64, xc.shape[0])
+    err = (
+        (
+            P.matching_pursuit(xc[:n_check], W_dec, a.steps)
+            - P.matching_pursuit_reference(xc[:n_check], W_dec, a.steps)
+        )
+        .abs()
+        .max()
+    )
+    mib = 2**20
+    print(
+        f"wide case: d_in={a.d_in} d_sae={a.d_sae} tokens={xc.shape[0]} s={a.steps} "
+        f"device={dev} threads={torch.get_num_threads()}; a Gram would take "
+        f"{gram_bytes / mib:.0f} MiB, budget {P.GRAM_BUDGET_BYTES / mib:.0f} MiB"
+    )
+    print(f"  relu encode      {t['relu'] * 1e3:10.1f} ms  peak extra {peak['relu'] / mib:8.1f} MiB")
+    print(
+        f"  MPSAE (bounded)  {t['mp'] * 1e3:10.1f} ms  peak extra {peak['mp'] / mib:8.1f} MiB  "
+        f"max |code diff| vs reference {err:.2e} on {n_check} tokens"
+    )
+    ratio = t["mp"] / t["relu"]
+    print(f"  MPSAE / relu encode {ratio:8.2f}")
+    print(
+        f"RESULT wide_mp_vs_relu={ratio:.3f} wide_mp_peak_mib={peak['mp'] / mib:.1f} "
+        f"gram_mib={gram_bytes / mib:.0f}"
+    )
+    return {"wide_mp_vs_relu": ratio, "wide_mp_peak_bytes": peak["mp"], "gram_bytes": gram_bytes}
 
 
 def main(argv=None) -> dict:
@@ -74,11 +158,26 @@ def main(argv=None) -> dict:
         help="torch intra-op threads (0 = torch default). On a shared 2-core machine, 1 avoids "
         "OpenMP stalls when another process holds a core",
     )
+    ap.add_argument(
+        "--wide",
+        action="store_true",
+        help="the wide-SAE case only (defaults: d_sae 65536, 4 x 128 tokens, s=10)",
+    )
     a = ap.parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
 
     dev = torch.device(a.device)
+    if a.wide:
+        given = set(argv if argv is not None else __import__("sys").argv[1:])
+        for flag, attr, value in (
+            ("--d-sae", "d_sae", 65536),
+            ("--seqs", "seqs", 4),
+            ("--steps", "steps", 10),
+        ):
+            if flag not in given:
+                setattr(a, attr, value)
+        return wide_case(a, dev)
     dtype = getattr(torch, a.dtype)
     g = torch.Generator().manual_seed(a.seed)
     W_dec = torch.nn.functional.normalize(torch.randn(a.d_sae, a.d_in, generator=g), dim=1).to(

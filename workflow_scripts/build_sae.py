@@ -53,19 +53,35 @@ def fetch_checkpoint(repo_id: str, filename: str) -> tuple[Path, Path]:
 
 
 def build_published(variant: dict, model_name: str, output: Path) -> dict:
-    """A published SAE's folder (config only): loaded once through SAE Lens as SAE Bench loads it,
-    refused when its model is not the configured one or its hook point is no baseline's."""
+    """The folder (config only) of an SAE that SAE Lens loads: a release's SAE (comparison or
+    baseline), loaded once as SAE Bench loads it, or a local SAE Lens folder (baseline). Refused
+    when its model is not the configured one, or its hook point is not the baseline's
+    `hook_layer` (baseline) or no baseline's (comparison)."""
     from workflow_scripts import published_saes, sae_io
 
     source = variant["source"]
-    release, sae_id = source["release"], source["sae_id"]
-    sae, _ = published_saes.load(release, sae_id)
+    if source.get("release"):
+        release, sae_id = source["release"], source["sae_id"]
+        sae, _ = published_saes.load(release, sae_id)
+        where = (
+            f"{variant['family']} {variant['id']} (SAE Lens release {release!r}, SAE {sae_id!r})"
+        )
+        sae_lens = {"release": release, "sae_id": sae_id}
+    else:
+        folder = str(Path(source["local_dir"]).resolve())
+        sae = published_saes.load_local(folder)
+        where = f"baseline {variant['id']} (SAE Lens folder {folder})"
+        sae_lens = {"path": folder}
     described = published_saes.describe(sae)
-    where = f"comparison SAE {variant['id']} (SAE Lens release {release!r}, SAE {sae_id!r})"
     if not published_saes.model_matches(described["model_name"], model_name):
         raise ValueError(
             f"{where}: trained on {described['model_name']!r}, but the config's model is "
             f"{model_name!r}"
+        )
+    if variant["family"] == "baseline" and described["hook_layer"] != int(source["hook_layer"]):
+        raise ValueError(
+            f"{where}: reads {described['hook_name']}, but its config entry says hook_layer "
+            f"{source['hook_layer']}"
         )
     hooks = source.get("baseline_hooks") or []
     if hooks and described["hook_name"] not in hooks:
@@ -74,7 +90,7 @@ def build_published(variant: dict, model_name: str, output: Path) -> dict:
             f"({', '.join(hooks)}); an SAE on another hook point answers another question"
         )
     sae_io.save_published(
-        output, described, release, sae_id, metadata={"source": source, "variant": variant["id"]}
+        output, described, sae_lens, metadata={"source": source, "variant": variant["id"]}
     )
     return described
 
@@ -84,7 +100,13 @@ def build(variant: dict, model_name: str, output: Path, base: Path | None = None
     from workflow_scripts.dictionary_learning import load_dictionary_learning_sae
 
     family, source = variant["family"], variant.get("source", {})
+    if family == "comparison" or source.get("release"):
+        return build_published(variant, model_name, output)
     if family == "baseline":
+        from workflow_scripts.published_saes import is_saelens_folder
+
+        if source.get("local_dir") and is_saelens_folder(source["local_dir"]):
+            return build_published(variant, model_name, output)
         if source.get("local_dir"):
             ae = Path(source["local_dir"]) / "ae.pt"
             config = ae.with_name("config.json")
@@ -92,8 +114,6 @@ def build(variant: dict, model_name: str, output: Path, base: Path | None = None
             ae, config = fetch_checkpoint(source["repo_id"], source["filename"])
         sae = load_dictionary_learning_sae(ae, model_name, source["hook_layer"], config)
         metadata = {"source": {k: v for k, v in source.items() if v is not None}}
-    elif family == "comparison":
-        return build_published(variant, model_name, output)
     else:
         from workflow_scripts import families
         from workflow_scripts.variant_saes import derive_variant
@@ -104,6 +124,10 @@ def build(variant: dict, model_name: str, output: Path, base: Path | None = None
         cls = families.load_class(source["class"], key)
         families.check_contract(cls, variant["param_name"], key)
         base_sae = sae_io.load_sae(base)
+        if sae_io.saelens_source(sae_io.read_config(base)):  # a baseline SAE Lens loads
+            from workflow_scripts.published_saes import dictionary_of
+
+            base_sae = dictionary_of(base_sae)
         if variant["param_name"] == "k" and variant["param"] > base_sae.cfg.d_sae:
             raise ValueError(
                 f"config key '{source.get('values_key', key)}': k={variant['param']} exceeds "
@@ -137,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
     if isinstance(sae, dict):  # a published SAE: its description
-        print(f"[build_sae] wrote {args.output} (SAE Lens {sae['sae_lens_architecture']}, "
-              f"d_in={sae['d_in']}, d_sae={sae['d_sae']}, {sae['hook_name']})")
+        print(
+            f"[build_sae] wrote {args.output} (SAE Lens {sae['sae_lens_architecture']}, "
+            f"d_in={sae['d_in']}, d_sae={sae['d_sae']}, {sae['hook_name']})"
+        )
         return 0
     print(
         f"[build_sae] wrote {args.output} ({sae.cfg.architecture}, d_in={sae.cfg.d_in}, "

@@ -108,7 +108,12 @@ def evaluate(
     model = settings["model"]
     described = sae_io.read_config(sae_dir)
     published = sae_io.published_ids(described)
-    if published is None:
+    local_saelens = (sae_io.saelens_source(described) or {}).get("path")
+    if local_saelens:  # a local SAE Lens folder: loaded (and folded) here, passed as an object
+        from workflow_scripts import published_saes
+
+        sae = published_saes.load_local(local_saelens, model["device"])
+    elif published is None:
         sae = sae_io.load_sae(
             sae_dir, device=model["device"], dtype=getattr(torch, model["torch_dtype"])
         )

@@ -3,10 +3,11 @@
 Cluster compute nodes usually have no internet. The `prefetch` rule (a localrule) runs this module
 where Snakemake runs: it fills the HuggingFace cache (`HF_HOME`, configurable so it can sit on
 shared storage) with the language model and tokenizer, the baseline checkpoints, the files SAE
-Lens reads for each comparison SAE (by loading it once) and the hub datasets of the enabled evals, and writes a local sample of the core
-eval's text corpus, which SAE Bench otherwise streams from the hub. Evaluation jobs then run with
-the HuggingFace offline variables and `check_cached` fails them in seconds, with a hint to run
-the prefetch step, instead of letting SAE Bench retry the hub for minutes.
+Lens reads for each published SAE (by loading it once) and the hub datasets of the enabled evals,
+and writes a local sample of the core eval's text corpus, which SAE Bench otherwise streams from
+the hub. Evaluation jobs then run with the HuggingFace offline variables and `check_cached` fails
+them in seconds, with a hint to run the prefetch step, instead of letting SAE Bench retry the hub
+for minutes.
 
 Tokens: huggingface_hub reads HF_TOKEN or the standard token file itself; nothing here reads,
 prints or records a token.
@@ -191,7 +192,9 @@ def prefetch_plan(config: dict, variants: list, out_dir: str) -> dict:
     files, published = [], []
     for variant in variants:
         source = variant.source
-        if variant.family == "baseline" and not source.get("local_dir"):
+        if variant.family == "baseline" and source.get("release"):
+            published.append((source["release"], source["sae_id"]))
+        elif variant.family == "baseline" and not source.get("local_dir"):
             files += [
                 (source["repo_id"], source["filename"]),
                 (source["repo_id"], str(Path(source["filename"]).with_name("config.json"))),

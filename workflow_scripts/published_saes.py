@@ -63,6 +63,52 @@ def load(release: str, sae_id: str, device: str = "cpu"):
     return sae, sparsity
 
 
+def is_saelens_folder(folder) -> bool:
+    """A local folder in SAE Lens's own format (what `SAE.save_model` writes)."""
+    from pathlib import Path
+
+    return (Path(folder) / "cfg.json").is_file()
+
+
+def load_local(folder: str, device: str = "cpu"):
+    """An SAE Lens folder via `SAE.load_from_disk`, decoder norms folded as `load` does."""
+    from sae_lens import SAE
+
+    from workflow_scripts.evals import patches
+
+    with patches.weights_only_loads():
+        sae = SAE.load_from_disk(str(folder), device=device)
+    sae.fold_W_dec_norm()
+    return sae
+
+
+def dictionary_of(sae):
+    """The dictionary of an SAE Lens SAE as an SAE Bench SAE, for deriving encoder families.
+
+    The families need W_dec (unit-norm rows after `fold_W_dec_norm`), b_dec, the shapes and the
+    hook; W_enc/b_enc are carried where the architecture has them (zeros otherwise, e.g. Gated).
+    """
+    import torch
+    from sae_bench.custom_saes.relu_sae import ReluSAE
+
+    described = describe(sae)
+    base = ReluSAE(
+        described["d_in"],
+        described["d_sae"],
+        described["model_name"],
+        described["hook_layer"],
+        device=sae.W_dec.device,
+        dtype=sae.W_dec.dtype,
+        hook_name=described["hook_name"],
+    )
+    with torch.no_grad():
+        for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
+            if isinstance(getattr(sae, name, None), torch.Tensor):
+                getattr(base, name).copy_(getattr(sae, name))
+    base.cfg.architecture = described["sae_lens_architecture"]
+    return base
+
+
 def describe(sae) -> dict:
     """The SAE folder's config (see sae_io.save_published) from a loaded SAE Lens SAE."""
     cfg = sae.cfg

@@ -71,13 +71,14 @@ def _write_folder(folder: Path, config: dict, tensors: dict | None) -> Path:
     return folder
 
 
-def save_published(folder: str | Path, described: dict, release: str, sae_id: str, metadata=None):
-    """The folder of a published SAE: `described` (published_saes.describe) + its SAE Lens ids."""
+def save_published(folder: str | Path, described: dict, sae_lens: dict, metadata=None) -> Path:
+    """The folder of an SAE that SAE Lens loads: `described` (published_saes.describe) and where
+    from, `sae_lens` = {"release", "sae_id"} or {"path"} (a local SAE Lens folder)."""
     config = {
         "architecture": SAE_LENS,
         **described,
         "params": {},
-        "metadata": {**(metadata or {}), "sae_lens": {"release": release, "sae_id": sae_id}},
+        "metadata": {**(metadata or {}), "sae_lens": sae_lens},
     }
     return _write_folder(Path(folder), config, None)
 
@@ -95,10 +96,15 @@ def read_config(folder: str | Path) -> dict:
 
 def published_ids(config: dict) -> tuple[str, str] | None:
     """(release, sae_id) of a published SAE folder's config, else None."""
+    source = saelens_source(config)
+    return (source["release"], source["sae_id"]) if source and "release" in source else None
+
+
+def saelens_source(config: dict) -> dict | None:
+    """{"release", "sae_id"} or {"path"} of an SAE Lens folder's config, else None."""
     if config.get("architecture") != SAE_LENS:
         return None
-    ids = config["metadata"]["sae_lens"]
-    return ids["release"], ids["sae_id"]
+    return config["metadata"]["sae_lens"]
 
 
 def save_sae(sae: BaseSAE, folder: str | Path, metadata: dict | None = None) -> Path:
@@ -180,11 +186,15 @@ def load_sae(folder: str | Path, device="cpu", dtype: torch.dtype = torch.float3
     folder = Path(folder)
     cfg_path, w_path = folder / CONFIG, folder / WEIGHTS
     if cfg_path.is_file() and not w_path.exists():
-        ids = published_ids(read_config(folder))
-        if ids:
+        source = saelens_source(read_config(folder))
+        if source:
             from workflow_scripts import published_saes
 
-            return published_saes.load(*ids, device=str(device))[0].to(dtype=dtype)
+            if "path" in source:
+                return published_saes.load_local(source["path"], str(device)).to(dtype=dtype)
+            return published_saes.load(source["release"], source["sae_id"], str(device))[0].to(
+                dtype=dtype
+            )
     for p in (cfg_path, w_path):
         if not p.is_file():
             raise FileNotFoundError(

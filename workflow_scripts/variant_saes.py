@@ -74,10 +74,13 @@ class MPSAE(_DecoderPursuitSAE):
         self._gram_key = None
         self._gram = None  # not a buffer: derived from W_dec, never saved
 
-    def gram(self) -> torch.Tensor:
+    def gram(self) -> torch.Tensor | None:
         """W_dec W_dec^T in float32 (d_sae^2 floats), cached until W_dec changes (in-place edits
-        bump its version counter; load_state_dict and .to() do too or swap the tensor)."""
+        bump its version counter; load_state_dict and .to() do too or swap the tensor); None when
+        it does not fit pursuit.GRAM_BUDGET_BYTES (wide SAEs: then the bounded-memory path)."""
         W = self.W_dec
+        if not pursuit.gram_fits(W.shape[0], torch.float32):
+            return None
         key = (W.data_ptr(), W._version, W.device, W.dtype)
         if self._gram_key != key:
             self._gram = pursuit.decoder_gram(W.detach(), torch.float32)

@@ -44,13 +44,15 @@ def baselines(config: dict) -> list[tuple[str, dict]]:
     `baseline` whatever its name, so single-baseline ids never change."""
     listed = config.get("baseline_saes")
     if not listed:
-        return [("baseline", dict(config["baseline_sae"]))]
+        return _checked_sources([("baseline", dict(config["baseline_sae"]))], "baseline_sae")
     defaults = dict(config["baseline_sae"])
     entries = []
     for i, entry in enumerate(listed):
         source = {**defaults, **{k: v for k, v in entry.items() if k != "name"}}
-        if "local_dir" not in entry and ("repo_id" in entry or "filename" in entry):
+        if "local_dir" not in entry and ({"repo_id", "filename", "release"} & set(entry)):
             source["local_dir"] = None  # a hub checkpoint, not baseline_sae's local folder
+        if "release" not in entry and ({"repo_id", "filename", "local_dir"} & set(entry)):
+            source["release"] = source["sae_id"] = None  # not baseline_sae's release
         if "hook_layer" not in entry and len(listed) > 1:
             raise ConfigError(
                 f"config key 'baseline_saes.{i}.hook_layer': required with several baselines"
@@ -60,6 +62,16 @@ def baselines(config: dict) -> list[tuple[str, dict]]:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"config key 'baseline_saes': the name {name!r} is used twice")
+    return _checked_sources(entries, "baseline_saes")
+
+
+def _checked_sources(entries: list[tuple[str, dict]], key: str) -> list[tuple[str, dict]]:
+    """An SAE Lens release needs its sae_id and the other way round; the release's model is
+    checked against the directory when the DAG is built, its hook point in the import job."""
+    for i, (_, source) in enumerate(entries):
+        where = key if key == "baseline_sae" else f"{key}.{i}"
+        if bool(source.get("release")) != bool(source.get("sae_id")):
+            raise ConfigError(f"config key '{where}': release and sae_id go together")
     return entries
 
 
@@ -86,6 +98,17 @@ def build_variant_table(config: dict) -> list[Variant]:
             families.check_static(family)
     except families.FamilyError as error:
         raise ConfigError(str(error)) from None
+    directory_models = {
+        source["release"]: saelens_releases.release_directory().get(source["release"], {})
+        for _, source in bases
+        if source.get("release")
+    }
+    for release, entry in directory_models.items():
+        if entry.get("model") and not model_matches(entry["model"], config["model"]["name"]):
+            raise ConfigError(
+                f"config key 'baseline_sae(s).release': release {release!r} is for model "
+                f"{entry['model']!r}, but model.name is {config['model']['name']!r}"
+            )
     variants = []
     for base_id, source in bases:
         variants.append(Variant(base_id, "baseline", source=source, baseline=base_id))
