@@ -110,7 +110,9 @@ def wide_case(a, dev: torch.device) -> dict:
         f"device={dev} threads={torch.get_num_threads()}; a Gram would take "
         f"{gram_bytes / mib:.0f} MiB, budget {P.GRAM_BUDGET_BYTES / mib:.0f} MiB"
     )
-    print(f"  relu encode      {t['relu'] * 1e3:10.1f} ms  peak extra {peak['relu'] / mib:8.1f} MiB")
+    print(
+        f"  relu encode      {t['relu'] * 1e3:10.1f} ms  peak extra {peak['relu'] / mib:8.1f} MiB"
+    )
     print(
         f"  MPSAE (bounded)  {t['mp'] * 1e3:10.1f} ms  peak extra {peak['mp'] / mib:8.1f} MiB  "
         f"max |code diff| vs reference {err:.2e} on {n_check} tokens"
