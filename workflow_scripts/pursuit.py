@@ -222,6 +222,13 @@ def ihtp_reference(xc: torch.Tensor, W_dec: torch.Tensor, k: int) -> torch.Tenso
     return z if xc.dim() == 3 else z[0]
 
 
+def _cholesky_solve(R: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    """G^-1 R from G's lower Cholesky factor L: two triangular solves, L y = R then L^T x = y.
+    Same result as torch.cholesky_solve, ~20% faster on CPU here (it copies and masks L first)."""
+    y = torch.linalg.solve_triangular(L, R, upper=False)
+    return torch.linalg.solve_triangular(L.mT, y, upper=True)
+
+
 def _psd_solve(G: torch.Tensor, R: torch.Tensor, rtol: float) -> torch.Tensor:
     """G^+ R for a batch of PSD Gram matrices G (B, n, n) and right-hand sides R (B, n, m).
 
@@ -238,9 +245,9 @@ def _psd_solve(G: torch.Tensor, R: torch.Tensor, rtol: float) -> torch.Tensor:
     scale = G.diagonal(dim1=-2, dim2=-1).amax(-1)  # (B,)
     ok = (info == 0) & (pivots.amin(-1) ** 2 > rtol * scale)  # (B,)
     if bool(ok.all()):
-        return torch.cholesky_solve(R, L)  # (B, n, m)
+        return _cholesky_solve(R, L)  # (B, n, m)
     out = torch.empty_like(R)
-    out[ok] = torch.cholesky_solve(R[ok], L[ok])
+    out[ok] = _cholesky_solve(R[ok], L[ok])
     bad = ~ok
     pinv = torch.linalg.pinv(G[bad].double(), hermitian=True, rtol=rtol)  # (b, n, n)
     out[bad] = (pinv @ R[bad].double()).to(R.dtype)
@@ -268,10 +275,16 @@ def ihtp(
     W_dec: torch.Tensor,
     k: int,
     rtol: float = 1e-6,
-    seq_chunk: int = 64,
+    seq_chunk: int = 8,
 ) -> torch.Tensor:
     """Batched IHTP; same result as ihtp_reference (reconstructions to ~1e-4 relative in fp32).
 
+    Why seq_chunk=8: profiled on 2 CPU cores (d_in 512, d_sae 4096, 64 x 128 tokens, k 10, support
+    ~1,100 > d_in) the time goes to the d_in Gram D^T D (bmm, ~35%), the correlations (~25%, as a
+    ReLU encode), Cholesky factor and solve (~20%) and gathering the support atoms (~7%): all
+    arithmetic- or memory-bound, so the lever is memory traffic. 8 sequences per chunk keep the
+    gathered atoms at ~18 MB instead of ~144 MB for 64: median 710 ms instead of 846 ms (4 runs;
+    16 gave 734, 4 gave 721). Same results: chunks are independent.
     Supports of `seq_chunk` sequences are padded to the largest one (validity mask) and all solved
     together; sequences whose support is at most d_in use the atom Gram, the others the d_in Gram,
     so a small support never pays for (or is made singular by) a big one.
