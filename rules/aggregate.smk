@@ -26,6 +26,12 @@ rule aggregate:
             category="3. Tables and configuration",
             labels={"file": "versus_baseline.csv", "content": "paired differences, verdicts"},
         ),
+        matched=report(
+            f"{OUT}/merged/matched_l0.csv",
+            caption="report/matched_l0.rst",
+            category="3. Tables and configuration",
+            labels={"file": "matched_l0.csv", "content": "versus the reference frontier"},
+        ),
         summary_md=f"{OUT}/merged/summary.md",
         summary_rst=f"{OUT}/merged/summary.rst",
         summary_html=report(
@@ -61,14 +67,15 @@ rule aggregate:
         seeds=f"--main-seed {MAIN_SEED} --extra-seeds {' '.join(map(str, EXTRA_SEEDS))}",
         replicated=REPLICATED,
         ranking=ranking_argument(),
+        reference=reference_argument(),
         allow_missing="--allow-missing" if config["allow_missing"] else "",
         threshold=config["visualization"]["headline_threshold"],
         config=json.dumps(config, sort_keys=True, default=str),
     shell:
         "python -m workflow_scripts.aggregate --variants {params.variants:q} --eval-types {params.eval_types}"
         " --saes-dir {params.saes_dir} --evals-dir {params.evals_dir} --records-dir {params.records_dir}"
-        " {params.seeds} --replicated {params.replicated} {params.ranking}"
-        " --csv {output.csv} --json {output.json} --long-csv {output.long} --versus-csv {output.versus}"
+        " {params.seeds} --replicated {params.replicated} {params.ranking} {params.reference}"
+        " --matched-csv {output.matched} --csv {output.csv} --json {output.json} --long-csv {output.long} --versus-csv {output.versus}"
         " {params.allow_missing} --threshold {params.threshold} --summary-md {output.summary_md}"
         " --summary-rst {output.summary_rst} --summary-html {output.summary_html}"
         " --config {params.config:q} --config-dump {output.config}"
@@ -110,9 +117,11 @@ rule plot:
         threshold=config["visualization"]["headline_threshold"],
         out_dir=lambda wc, output: os.path.dirname(output.heatmap),
         ranking=ranking_argument(),
+        reference=reference_argument(),
     shell:
         "python -m workflow_scripts.plot_metrics --table {input.table} --long {input.long}"
-        " --versus {input.versus} --eval-types {params.eval_types} {params.ranking}"
+        " --versus {input.versus} --eval-types {params.eval_types}"
+        " {params.ranking} {params.reference}"
         " --style {params.style:q} --threshold {params.threshold} --out-dir {params.out_dir} > {log} 2>&1"
 
 

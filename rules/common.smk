@@ -18,7 +18,12 @@ from workflow_scripts.evals import registry as eval_registry
 from workflow_scripts.headlines import ranking_problems
 from workflow_scripts.outputs import HEATMAP, l0_plot_name, plot_file_names
 from workflow_scripts.settings import ConfigError, validate_config
-from workflow_scripts.variant_table import build_variant_table, known_sae_widths, width_problems
+from workflow_scripts.variant_table import (
+    build_variant_table,
+    known_sae_widths,
+    reference_ids,
+    width_problems,
+)
 
 try:
     config.update(validate_config(config))
@@ -137,6 +142,12 @@ def aggregate_eval_inputs(wildcards):
         if not (config["allow_missing"] and failed):
             inputs += [result, f"{OUT}/workflow_metrics/{folder}/{v}.json"]
     return inputs
+
+
+def reference_argument():
+    """`--reference '<json>'`: the reference-frontier SAEs (matched-L0 verdicts), if any."""
+    ids = reference_ids(config, VARIANTS)
+    return f"--reference {shlex.quote(json.dumps(ids))}" if ids else ""
 
 
 def ranking_argument():

@@ -522,7 +522,7 @@ def test_summary_with_replicates_claims_only_what_is_outside_noise(tmp_path):
     assert versus.loc["workflow_reconstruction.explained_variance_centered", "verdict"] == (
         "no noise estimate"
     )
-    assert "## Versus baseline" in text and "(better, n=3)" in text
+    assert "## Versus the baseline point" in text and "(better, n=3)" in text
     # ranking: probe within noise -> shared rank; EV (core, measured once) by value -> mpsae wins
     ranked = summary.rank_variants(compared.table, compared.headlines, compared)
     assert list(ranked["variant"]) == ["mpsae_s20", "baseline"]

@@ -15,6 +15,13 @@ DEFAULT_VARIANTS = {
     "mpsae_s100",
     "sae_bench_pythia70m_sweep_topk_ctx128_0730__blocks.4.hook_resid_post__trainer_8",
 }
+# the default reference frontier: the other 4096-latent trainers of the baseline's sweep, layer 4
+REFERENCE_TRAINERS = (0, 1, 4, 5, 9, 12, 13, 16, 17, 20, 21)
+DEFAULT_VARIANTS |= {
+    f"sae_bench_pythia70m_sweep_standard_ctx128_0712__blocks.4.hook_resid_post__trainer_{t}"
+    for t in REFERENCE_TRAINERS
+}
+N_DEFAULT_EVALS = len(DEFAULT_VARIANTS) * 5  # 17 variants x 5 default eval types
 
 
 def planned_jobs(stdout: str) -> list[dict]:
@@ -36,10 +43,10 @@ def dry_run(tmp_path, *args):
     return planned_jobs(result.stdout)
 
 
-def test_default_config_plans_30_evaluation_jobs(tmp_path):
+def test_default_config_plans_one_evaluation_job_per_pair(tmp_path):
     jobs = dry_run(tmp_path, "--configfile", str(REPO / "config" / "config.yaml"))
     evals = [j for j in jobs if j["rule"] == "evaluate"]
-    assert len(evals) == 30
+    assert len(evals) == N_DEFAULT_EVALS == 85
     pairs = {(j["eval_type"], j["variant"]) for j in evals}
     default_types = ["core", "sparse_probing", "scr", "tpp", "sparse_probing_sae_probes"]
     assert pairs == {(e, v) for e in default_types for v in DEFAULT_VARIANTS}
@@ -57,11 +64,11 @@ def test_slurm_profile_dry_run_needs_no_slurm(tmp_path):
     result = run_snakemake(["-n", "--profile", str(REPO / "profiles" / "slurm")], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = planned_jobs(result.stdout)
-    assert sum(j["rule"] == "evaluate" for j in jobs) == 30
+    assert sum(j["rule"] == "evaluate" for j in jobs) == N_DEFAULT_EVALS
     # every evaluation job asks for tasks_per_gpu=0 (no --ntasks-per-gpu: Slurm >= 23.11)
     blocks = [b for b in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout)]
     evaluations = [b for b in blocks if b.startswith("rule evaluate:")]
-    assert len(evaluations) == 30
+    assert len(evaluations) == N_DEFAULT_EVALS
     assert all(re.search(r"resources: .*\btasks_per_gpu=0\b", b) for b in evaluations)
 
 

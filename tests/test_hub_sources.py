@@ -287,7 +287,7 @@ def test_dry_run_prefetches_once_before_every_gpu_job(tmp_path):
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout)
     assert sum(bool(re.match(r"(local)?rule prefetch:", b)) for b in blocks) == 1
     evaluations = [b for b in blocks if b.startswith("rule evaluate:")]
-    assert len(evaluations) == 30  # 6 variants x 5 default eval types
+    assert len(evaluations) == 85  # 6 variants + 11 reference SAEs, x 5 default eval types
     assert all(
         "results/prefetch/manifest.json" in re.search(r"input: (.*)", b).group(1)
         for b in evaluations

@@ -24,6 +24,7 @@ BASELINES = yaml.safe_load((REPO / "config" / "demo_baselines.yaml").read_text()
 BASES = [b["name"] for b in BASELINES["baseline_saes"]]
 VARIANTS = [v for b in BASES for v in (b, f"{b}__mpsae_s10", f"{b}__topk_corr_k8")]
 FAMILY = BASELINES["encoder_families"]["topk_corr"]
+REFERENCES = [r["name"] for r in BASELINES["reference_frontier"]["local_saes"]]
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,7 @@ def run(tmp_path_factory):
             "sparse_probing_sae_probes": False,
         },
         sae_variants=BASELINES["sae_variants"],
+        reference_frontier=BASELINES["reference_frontier"],
         # the family's file is outside workflow_scripts/; the run's folder is elsewhere
         encoder_families={"topk_corr": {**FAMILY, "class": f"{REPO}/{FAMILY['class']}"}},
     )
@@ -87,7 +89,8 @@ def test_merged_outputs_carry_intervals_and_verdicts(run):
     versus = pd.read_csv(merged / "versus_baseline.csv")
     # each derived variant against its own baseline, the baselines against nothing
     assert dict(zip(versus["variant"], versus["baseline"])) == {
-        v: v.split("__")[0] for v in VARIANTS if "__" in v
+        **{v: v.split("__")[0] for v in VARIANTS if "__" in v},
+        **{r: BASES[0] for r in REFERENCES},  # reference SAEs: with the first, as comparisons
     }
     row = versus[
         (versus["metric"] == "sae.sae_top_1_test_accuracy")
@@ -98,7 +101,7 @@ def test_merged_outputs_carry_intervals_and_verdicts(run):
     assert (row["ci_low"] > 0) == (row["verdict"] == "better")
     text = (merged / "summary.md").read_text()
     assert f"seeds {', '.join(map(str, SEEDS))} (n = {len(SEEDS)})" in text
-    assert " ± " in text and "## Versus baseline" in text
+    assert " ± " in text and "## Versus the baseline point" in text
     assert f"({row['verdict']}, n={len(SEEDS)})" in text
 
 
@@ -127,3 +130,39 @@ def test_plots_exist(run):
     for name in ("l0_vs_core.png", "l0_vs_sparse_probing.png", "headline_heatmap.png"):
         path = run["out"] / "plots" / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_summary_leads_with_matched_l0_verdicts_against_the_sweep_frontier(run):
+    """Three reference SAEs (the two baselines and the sweep's sparsest) make the frontier; every
+    derived variant is compared with it at its own L0, with a 95% interval over the seeds for the
+    seed-dependent metric and a verdict that never extrapolates."""
+    from workflow_scripts import frontier
+
+    merged = run["out"] / "merged"
+    matched = pd.read_csv(merged / "matched_l0.csv")
+    table = pd.read_csv(merged / "metrics.csv").set_index("variant")
+    derived = [v for v in VARIANTS if "__" in v]
+    assert sorted(matched["variant"].unique()) == sorted(derived)
+    references = [*BASES, *REFERENCES]
+    assert set(matched["reference"]) == {";".join(references)}
+    l0 = table.loc[references, "core.sparsity.l0"]
+    allowed = {frontier.ABOVE, frontier.BELOW, frontier.WITHIN, frontier.OUTSIDE, frontier.ON}
+    allowed |= {v + frontier.NO_ESTIMATE_SUFFIX for v in (frontier.ABOVE, frontier.BELOW)}
+    for _, row in matched.iterrows():
+        assert row["verdict"] in allowed
+        inside = l0.min() <= row["l0"] <= l0.max()
+        assert (row["verdict"] == frontier.OUTSIDE) == (not inside)
+        if row["eval_type"] == "sparse_probing" and inside:
+            assert row["n"] == len(SEEDS) and row["ci_low"] <= row["difference"] <= row["ci_high"]
+        if row["eval_type"] == "core" and inside:
+            assert row["n"] == 1 and frontier.NO_ESTIMATE_SUFFIX in row["verdict"]
+    # the frontier at a variant's L0 comes from the reference SAEs' own values
+    probe = matched[matched["metric"] == "sae.sae_top_1_test_accuracy"].iloc[0]
+    column = "sparse_probing.sae.sae_top_1_test_accuracy"
+    f = frontier.Frontier.from_points(l0, table.loc[references, column])
+    if f.contains(probe["l0"]):
+        assert probe["frontier_value"] == pytest.approx(f.at(probe["l0"]))
+    text = (merged / "summary.md").read_text()
+    assert text.index("## At equal sparsity") < text.index("## All variants, ranked")
+    assert text.index("## All variants, ranked") < text.index("## Versus the baseline point")
+    assert "interpolated in log L0" in text

@@ -5,7 +5,7 @@ import yaml
 
 from conftest import REPO
 from workflow_scripts.settings import ConfigError, validate_config
-from workflow_scripts.variant_table import build_variant_table
+from workflow_scripts.variant_table import build_variant_table, reference_ids
 
 
 def load(name):
@@ -36,7 +36,8 @@ def test_default_config_matches_original_pipeline_sections():
         "random_seed",
     ]:
         assert section in load("config.yaml")
-    assert [v.id for v in build_variant_table(config)] == [
+    variants = build_variant_table(config)
+    assert [v.id for v in variants if v.family != "reference"] == [
         "baseline",
         "ihtp_k5",
         "ihtp_k10",
@@ -44,6 +45,23 @@ def test_default_config_matches_original_pipeline_sections():
         "mpsae_s100",
         "sae_bench_pythia70m_sweep_topk_ctx128_0730__blocks.4.hook_resid_post__trainer_8",
     ]
+    # the reference frontier: the baseline and the other 4096-latent trainers of its sweep
+    sweep = "sae_bench_pythia70m_sweep_standard_ctx128_0712__blocks.4.hook_resid_post__trainer_"
+    references = reference_ids(config, {v.id: v for v in variants})
+    assert references[0] == "baseline" and len(references) == 12
+    assert {int(r.removeprefix(sweep)) for r in references[1:]} == {
+        0,
+        1,
+        4,
+        5,
+        9,
+        12,
+        13,
+        16,
+        17,
+        20,
+        21,
+    }
 
 
 @pytest.mark.parametrize(
@@ -67,6 +85,30 @@ def test_comparison_pattern_that_matches_nothing_is_a_config_error():
     config = validate_config({"comparison_saes": {"sae_regex_pattern": "no_such_release.*"}})
     with pytest.raises(ConfigError, match="no_such_release"):
         build_variant_table(config)
+
+
+@pytest.mark.parametrize(
+    "section, words",
+    [
+        ({"sae_regex_pattern": "no_such_sweep"}, "'reference_frontier': no SAE Lens release"),
+        ({"sae_regex_pattern": "pythia-70m-deduped-res-sm"}, None),
+        ({"local_saes": [{"name": "x", "local_dir": "d"}]}, "reference_frontier.local_saes"),
+    ],
+)
+def test_reference_frontier_errors_name_the_key(section, words):
+    if words is None:  # a release for another model
+        config = validate_config(
+            {
+                "model": {"name": "gpt2"},
+                "comparison_saes": {"enabled": False},
+                "reference_frontier": section,
+            }
+        )
+        with pytest.raises(ConfigError, match="'reference_frontier': release"):
+            build_variant_table(config)
+        return
+    with pytest.raises(ConfigError, match=words):
+        build_variant_table(validate_config({"reference_frontier": section}))
 
 
 def test_comparison_release_for_another_model_is_refused_naming_it():

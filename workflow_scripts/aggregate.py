@@ -282,6 +282,11 @@ def comparison(merged: Merged, args) -> summary.Comparison:
         baseline_of=baseline_of,
         missing=merged.missing,
         missing_replicates=merged.missing_replicates,
+        reference=[
+            r
+            for r in json.loads(getattr(args, "reference", None) or "[]")
+            if r in set(table["variant"])
+        ],
     )
 
 
@@ -297,6 +302,8 @@ def write_outputs(merged: Merged, args) -> None:
         merged.long.to_csv(args.long_csv, index=False)
     if args.versus_csv:
         summary.versus_baseline(compared).to_csv(args.versus_csv, index=False)
+    if args.matched_csv:
+        summary.matched_l0(compared)[0].to_csv(args.matched_csv, index=False)
     if args.summary_md:
         args.summary_md.write_text(summary.markdown(compared))
     if args.summary_rst or args.summary_html:
@@ -339,6 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--long-csv", type=Path, help="(variant, eval_type, metric, seed, value)")
     parser.add_argument("--versus-csv", type=Path, help="paired differences to the baseline")
+    parser.add_argument(
+        "--reference", help="JSON list of the reference-frontier SAEs (reference_frontier)"
+    )
+    parser.add_argument(
+        "--matched-csv", type=Path, help="differences to the reference frontier at matched L0"
+    )
     parser.add_argument(
         "--allow-missing",
         action="store_true",

@@ -70,7 +70,7 @@ def build_published(variant: dict, model_name: str, output: Path) -> dict:
     else:
         folder = str(Path(source["local_dir"]).resolve())
         sae = published_saes.load_local(folder)
-        where = f"baseline {variant['id']} (SAE Lens folder {folder})"
+        where = f"{variant['family']} {variant['id']} (SAE Lens folder {folder})"
         sae_lens = {"path": folder}
     described = published_saes.describe(sae)
     if not published_saes.model_matches(described["model_name"], model_name):
@@ -78,7 +78,8 @@ def build_published(variant: dict, model_name: str, output: Path) -> dict:
             f"{where}: trained on {described['model_name']!r}, but the config's model is "
             f"{model_name!r}"
         )
-    if variant["family"] == "baseline" and described["hook_layer"] != int(source["hook_layer"]):
+    layer = source.get("hook_layer")  # baselines and local reference SAEs say theirs
+    if layer is not None and described["hook_layer"] != int(layer):
         raise ValueError(
             f"{where}: reads {described['hook_name']}, but its config entry says hook_layer "
             f"{source['hook_layer']}"
@@ -102,7 +103,7 @@ def build(variant: dict, model_name: str, output: Path, base: Path | None = None
     family, source = variant["family"], variant.get("source", {})
     if family == "comparison" or source.get("release"):
         return build_published(variant, model_name, output)
-    if family == "baseline":
+    if family in ("baseline", "reference"):  # a reference frontier's local SAE: as a baseline
         from workflow_scripts.published_saes import is_saelens_folder
 
         if source.get("local_dir") and is_saelens_folder(source["local_dir"]):

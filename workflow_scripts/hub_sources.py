@@ -199,7 +199,7 @@ def prefetch_plan(config: dict, variants: list, out_dir: str) -> dict:
                 (source["repo_id"], source["filename"]),
                 (source["repo_id"], str(Path(source["filename"]).with_name("config.json"))),
             ]
-        elif variant.family == "comparison":
+        elif variant.family in ("comparison", "reference") and source.get("release"):
             published.append((source["release"], source["sae_id"]))
     enabled = [name for name, on in config["eval_types"].items() if on]
     core = config["core_eval"]

@@ -212,8 +212,71 @@ def _missing_note(ax, names: list[str]) -> None:
         )
 
 
-def scatter_panel(ax, table: pd.DataFrame, headline: summary.Headline, style: Style) -> list:
-    """One L0-vs-metric panel; returns the legend handles it drew."""
+def reference_panel(
+    ax, shown: pd.DataFrame, headline: summary.Headline, reference: list[str], handles: list
+) -> bool:
+    """Draw the reference frontier of each hook point (frontier.py: the best the reference SAEs
+    reach at each L0, interpolated in log L0, so straight on the log axis) and a dotted segment
+    from it to every other variant in its L0 range (its matched-L0 difference). False when no
+    hook has a frontier for this metric (then the caller draws the plain Pareto frontier)."""
+    from workflow_scripts import frontier
+
+    drawn = False
+    for _, rows in shown.groupby("hook", sort=False):
+        refs = rows[rows["variant"].isin(reference)]
+        try:
+            f = frontier.Frontier.from_points(
+                numeric(refs, L0), numeric(refs, headline.column), headline.higher_is_better
+            )
+        except frontier.FrontierError:
+            continue
+        drawn = True
+        cx, cy = f.curve()
+        ax.plot(cx, cy, color="0.35", linestyle="--", linewidth=1.4, zorder=1)
+        ax.scatter(
+            numeric(refs, L0),
+            numeric(refs, headline.column),
+            s=260,
+            facecolors="none",
+            edgecolors="0.5",
+            linewidths=1.0,
+            zorder=1,
+        )
+        for _, row in rows[~rows["variant"].isin(reference)].iterrows():
+            l0, value = float(row[L0]), float(row[headline.column])
+            if f.contains(l0):
+                ax.plot([l0, l0], [f.at(l0), value], color="0.3", linestyle=":", linewidth=1.2)
+    if drawn:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.35",
+                linestyle="--",
+                marker="o",
+                markerfacecolor="none",
+                markeredgecolor="0.5",
+                markersize=11,
+                label="reference frontier (ringed: reference SAEs; log-L0 interpolation)",
+            )
+        )
+        handles.append(
+            Line2D(
+                [], [], color="0.3", linestyle=":", label="matched-L0 difference to the frontier"
+            )
+        )
+    return drawn
+
+
+def scatter_panel(
+    ax,
+    table: pd.DataFrame,
+    headline: summary.Headline,
+    style: Style,
+    reference: list[str] | None = None,
+) -> list:
+    """One L0-vs-metric panel; returns the legend handles it drew. With `reference` ids, the
+    reference frontier and each variant's matched-L0 difference replace the Pareto frontier."""
     x_all, y_all = numeric(table, L0), numeric(table, headline.column)
     present = x_all.notna() & y_all.notna()
     handles = []
@@ -265,23 +328,24 @@ def scatter_panel(ax, table: pd.DataFrame, headline: summary.Headline, style: St
                 label="95% interval of the mean over seeds",
             )
         )
-    front = pareto_front(x, y, headline.higher_is_better)
-    fx, fy = x[front], y[front]
-    ax.step(fx, fy, where="post", color="0.45", linestyle="--", linewidth=1.2, zorder=1)
-    ax.scatter(fx, fy, s=260, facecolors="none", edgecolors="0.6", linewidths=1.0, zorder=1)
-    handles.append(
-        Line2D(
-            [],
-            [],
-            color="0.45",
-            linestyle="--",
-            marker="o",
-            markerfacecolor="none",
-            markeredgecolor="0.6",
-            markersize=11,
-            label="Pareto frontier (best at this L0 or sparser)",
+    if not reference_panel(ax, shown, headline, reference or [], handles):
+        front = pareto_front(x, y, headline.higher_is_better)
+        fx, fy = x[front], y[front]
+        ax.step(fx, fy, where="post", color="0.45", linestyle="--", linewidth=1.2, zorder=1)
+        ax.scatter(fx, fy, s=260, facecolors="none", edgecolors="0.6", linewidths=1.0, zorder=1)
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.45",
+                linestyle="--",
+                marker="o",
+                markerfacecolor="none",
+                markeredgecolor="0.6",
+                markersize=11,
+                label="Pareto frontier (best at this L0 or sparser)",
+            )
         )
-    )
     for family, architecture, group in sweep_groups(shown):
         gx, gy = numeric(group, L0), numeric(group, headline.column)
         is_sweep = len(group) > 1 and family != "comparison"
@@ -351,6 +415,7 @@ def plot_eval(
     style: dict | Style,
     path: Path,
     threshold: int = summary.DEFAULT_THRESHOLD,
+    reference: list[str] | None = None,
 ) -> None:
     if not isinstance(style, Style):
         style = Style(style, sorted(table["architecture"].unique()))
@@ -372,7 +437,7 @@ def plot_eval(
         axes[0][0].set_axis_off()
     for ax, headline in zip(axes[0], metrics):
         if has_l0:
-            for handle in scatter_panel(ax, table, headline, style):
+            for handle in scatter_panel(ax, table, headline, style, reference):
                 handles.setdefault(handle.get_label(), handle)
         else:
             bar_panel(ax, table, headline, style)
@@ -513,14 +578,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long", type=Path, help="metrics_long.csv (replicates)")
     parser.add_argument("--versus", type=Path, help="versus_baseline.csv (verdicts)")
     parser.add_argument("--ranking", help="JSON list of ranking.metrics (default: registry's)")
+    parser.add_argument("--reference", help="JSON list of the reference-frontier SAEs")
     args = parser.parse_args(argv)
+    reference = json.loads(args.reference) if args.reference else None
     table = pd.read_csv(args.table)
     style_config = json.loads(args.style)
     threshold = args.threshold or style_config.get("headline_threshold", summary.DEFAULT_THRESHOLD)
     style = Style(style_config, sorted(table["architecture"].astype(str).unique()))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for eval_type in args.eval_types:
-        plot_eval(table, eval_type, style, args.out_dir / l0_plot_name(eval_type), threshold)
+        plot_eval(
+            table, eval_type, style, args.out_dir / l0_plot_name(eval_type), threshold, reference
+        )
     long = pd.read_csv(args.long) if args.long else None
     comparison = summary.Comparison(
         table,

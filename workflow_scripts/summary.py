@@ -61,6 +61,8 @@ class Comparison:
     baseline_of: dict[str, str] = field(default_factory=dict)
     missing: list[tuple[str, str]] = field(default_factory=list)
     missing_replicates: list[tuple[str, str, int]] = field(default_factory=list)
+    # ids of the reference-frontier SAEs (config key reference_frontier); empty: no frontier
+    reference: list[str] = field(default_factory=list)
 
     @property
     def ranked_columns(self) -> list[str]:
@@ -225,6 +227,71 @@ def versus_baseline(comparison: Comparison) -> pd.DataFrame:
     return statistics.versus_baseline(comparison.long, comparison.baseline_of, metrics)
 
 
+def matched_l0(comparison: Comparison) -> tuple[pd.DataFrame, list[str]]:
+    """Every non-reference variant against the reference frontier at its own L0 (frontier.py),
+    per headline metric but L0; and notes on frontiers that could not be built."""
+    from workflow_scripts import frontier
+
+    if not comparison.reference or comparison.long is None:
+        return pd.DataFrame(columns=frontier.COLUMNS), []
+    metrics = [
+        (h.eval_type, h.key, h.higher_is_better) for h in comparison.headlines if h.column != L0
+    ]
+    return frontier.matched_table(comparison.table, comparison.long, metrics, comparison.reference)
+
+
+MATCHED_WHY = (
+    "A variant that spends more active latents per token reconstructs better for that reason "
+    "alone, so a comparison with one baseline point rewards whichever variant is denser. Each "
+    "variant is therefore compared with the best the reference SAEs reach at the same L0: "
+    "their frontier, interpolated in log L0 between neighbouring sweep points."
+)
+
+
+def matched_rows(comparison: Comparison) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, cells and notes of the matched-L0 table: Δ to the frontier ± half-width
+    (verdict) per metric, each variant's L0 and the reference range."""
+    table, problems = matched_l0(comparison)
+    headlines = [h for h in comparison.headlines if h.column != L0]
+    header = ["variant", "L0", "reference L0 range"]
+    header += [f"Δ {h.label} {h.arrow}" for h in headlines]
+    rows = []
+    for variant in [v for v in comparison.table["variant"] if v in set(table["variant"])]:
+        mine = table[table["variant"] == variant]
+        first = mine.iloc[0]
+        line = [
+            variant,
+            f"{float(first['l0']):.1f}",
+            f"{float(first['frontier_l0_low']):.1f}–{float(first['frontier_l0_high']):.1f}",
+        ]
+        for h in headlines:
+            match = mine[(mine["eval_type"] == h.eval_type) & (mine["metric"] == h.key)]
+            if match.empty:
+                line.append(MISSING)
+                continue
+            r = match.iloc[0]
+            if pd.isna(r["difference"]):
+                line.append(str(r["verdict"]))
+                continue
+            text = f"{float(r['difference']):+.3f}"
+            if not pd.isna(r["ci_low"]):
+                text += f" ± {(float(r['ci_high']) - float(r['ci_low'])) / 2:.3f}"
+            line.append(f"{text} ({r['verdict']}, n={int(r['n'])})")
+        rows.append(line)
+    notes = [
+        MATCHED_WHY,
+        "Δ = variant − frontier at the variant's L0, signed so that + is better (↓ metrics: "
+        "frontier − variant); with replicates, per seed against that seed's frontier, ± the "
+        "half-width of the 95% t-interval: *above* / *below the frontier* when the interval "
+        "excludes 0, *within noise* when it includes it; one seed: above/below without a noise "
+        "estimate. A variant whose L0 is outside the reference SAEs' L0 range gets *outside the "
+        "reference range*, never an extrapolated verdict.",
+        f"Reference SAEs (`reference_frontier`): {', '.join(comparison.reference)}.",
+    ]
+    notes += [f"No frontier for {p}." for p in problems]
+    return header, rows, notes
+
+
 def versus_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the versus-baseline table: Δ ± half-width (verdict) per metric."""
     table = versus_baseline(comparison)
@@ -351,9 +418,18 @@ def _versus_notes(comparison: Comparison) -> list[str]:
 
 def markdown(comparison: Comparison) -> str:
     header, cells, bold = summary_rows(comparison)
-    lines = [
-        "# SAE Bench comparison",
-        "",
+    lines = ["# SAE Bench comparison", ""]
+    m_header, m_rows, m_notes = matched_rows(comparison) if comparison.reference else ([], [], [])
+    if m_header:
+        lines += ["## At equal sparsity: versus the reference frontier at each variant's L0", ""]
+        if m_rows:
+            lines.append("| " + " | ".join(m_header) + " |")
+            lines.append("|" + "|".join("---" for _ in m_header) + "|")
+            lines += ["| " + " | ".join(row) + " |" for row in m_rows]
+            lines.append("")
+        lines += [f"- {note}" for note in m_notes]
+        lines += ["", "## All variants, ranked", ""]
+    lines += [
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---:" if i == 0 or i >= 4 else "---" for i in range(len(header))) + "|",
     ]
@@ -363,7 +439,7 @@ def markdown(comparison: Comparison) -> str:
     lines += [f"- {note}" for note in _notes(comparison)]
     v_header, v_rows = versus_rows(comparison)
     if v_rows:
-        lines += ["", "## Versus baseline", ""]
+        lines += ["", "## Versus the baseline point (paired by seed, not matched in L0)", ""]
         lines.append("| " + " | ".join(v_header) + " |")
         lines.append("|" + "|".join("---" for _ in v_header) + "|")
         lines += ["| " + " | ".join(row) + " |" for row in v_rows]
@@ -393,13 +469,25 @@ def _rst_note(note: str) -> str:
 def rst(comparison: Comparison) -> str:
     """List-tables of the summary, for the Snakemake report's workflow description."""
     header, cells, bold = summary_rows(comparison)
-    lines = _rst_table(
+    lines = []
+    if comparison.reference:
+        m_header, m_rows, m_notes = matched_rows(comparison)
+        if m_rows:
+            lines += _rst_table(
+                "At equal sparsity: Δ to the reference frontier at each variant's L0",
+                m_header,
+                m_rows,
+            )
+        lines += [_rst_note(note) for note in m_notes] + [""]
+    lines += _rst_table(
         "Headline metrics, ranked (↑ higher is better, ↓ lower is better)", header, cells, bold
     )
     lines += [_rst_note(note) for note in _notes(comparison)]
     v_header, v_rows = versus_rows(comparison)
     if v_rows:
-        lines += [""] + _rst_table("Versus baseline (paired by seed)", v_header, v_rows)
+        lines += [""] + _rst_table(
+            "Versus the baseline point (paired by seed, not matched in L0)", v_header, v_rows
+        )
         lines += [_rst_note(note) for note in _versus_notes(comparison)]
     return "\n".join(lines) + "\n"
 

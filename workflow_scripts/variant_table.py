@@ -14,7 +14,8 @@ from workflow_scripts.published_saes import model_matches
 from workflow_scripts.settings import ConfigError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
-IMPORTED_FAMILIES = ("baseline", "comparison")
+# imported as they are (not derived from a baseline); "reference": reference-frontier points
+IMPORTED_FAMILIES = ("baseline", "comparison", "reference")
 
 
 @dataclass(frozen=True)
@@ -126,32 +127,10 @@ def build_variant_table(config: dict) -> list[Variant]:
                     )
                 )
 
+    hooks = sorted({baseline_hook(source) for _, source in bases})
     comparison = config["comparison_saes"]
     if comparison["enabled"]:
-        try:
-            matched = saelens_releases.resolve(
-                comparison["sae_regex_pattern"], comparison["sae_block_pattern"]
-            )
-        except Exception as error:  # a bad regex is a config error, not a crash
-            raise ConfigError(f"config key 'comparison_saes': {error}") from None
-        if not matched:
-            raise ConfigError(
-                "config key 'comparison_saes': no SAE Lens release matches "
-                f"sae_regex_pattern={comparison['sae_regex_pattern']!r} with "
-                f"sae_block_pattern={comparison['sae_block_pattern']!r}"
-            )
-        model = config["model"]["name"]
-        wrong_model = sorted(
-            {(s.release, s.model) for s in matched if not model_matches(s.model, model)}
-        )
-        if wrong_model:
-            raise ConfigError(
-                "config key 'comparison_saes': "
-                + "; ".join(f"release {r!r} is for model {m!r}" for r, m in wrong_model)
-                + f", but model.name is {model!r}"
-            )
-        hooks = sorted({baseline_hook(source) for _, source in bases})
-        for sae in matched:
+        for sae in _published(config, "comparison_saes", comparison):
             variants.append(
                 Variant(
                     comparison_id(sae.release, sae.sae_id),
@@ -160,6 +139,23 @@ def build_variant_table(config: dict) -> list[Variant]:
                     baseline=bases[0][0],
                 )
             )
+    frontier = config["reference_frontier"]
+    for entry in frontier["local_saes"]:
+        source = {"local_dir": entry["local_dir"], "hook_layer": entry["hook_layer"]}
+        source.update(release=None, sae_id=None, baseline_hooks=hooks)
+        variants.append(Variant(entry["name"], "reference", source=source, baseline=bases[0][0]))
+    if frontier["sae_regex_pattern"]:
+        known = {v.id for v in variants}
+        for sae in _published(config, "reference_frontier", frontier):
+            if comparison_id(sae.release, sae.sae_id) not in known:  # already a comparison SAE
+                variants.append(
+                    Variant(
+                        comparison_id(sae.release, sae.sae_id),
+                        "reference",
+                        source={**sae.__dict__, "baseline_hooks": hooks},
+                        baseline=bases[0][0],
+                    )
+                )
 
     seen = set()
     for variant in variants:
@@ -169,6 +165,51 @@ def build_variant_table(config: dict) -> list[Variant]:
             raise ConfigError(f"config key 'sae_variants': duplicate variant id {variant.id!r}")
         seen.add(variant.id)
     return variants
+
+
+def _published(config: dict, key: str, section: dict) -> list:
+    """The SAE Lens releases' SAEs `section`'s patterns select; ConfigError naming `key` when
+    none match, a pattern is not a regex, or a release is for another model."""
+    try:
+        matched = saelens_releases.resolve(
+            section["sae_regex_pattern"], section["sae_block_pattern"] or ".*"
+        )
+    except Exception as error:  # a bad regex is a config error, not a crash
+        raise ConfigError(f"config key '{key}': {error}") from None
+    if not matched:
+        raise ConfigError(
+            f"config key '{key}': no SAE Lens release matches "
+            f"sae_regex_pattern={section['sae_regex_pattern']!r} with "
+            f"sae_block_pattern={section['sae_block_pattern']!r}"
+        )
+    model = config["model"]["name"]
+    wrong_model = sorted(
+        {(s.release, s.model) for s in matched if not model_matches(s.model, model)}
+    )
+    if wrong_model:
+        raise ConfigError(
+            f"config key '{key}': "
+            + "; ".join(f"release {r!r} is for model {m!r}" for r, m in wrong_model)
+            + f", but model.name is {model!r}"
+        )
+    return matched
+
+
+def reference_ids(config: dict, variants: dict) -> list[str]:
+    """Ids of the reference-frontier points: the baselines (when `reference_frontier.baselines`)
+    and the reference SAEs (local and published; a published one may also be a comparison)."""
+    frontier = config["reference_frontier"]
+    ids = [v.id for v in variants.values() if v.family == "reference"]
+    if frontier["baselines"]:
+        ids = [v.id for v in variants.values() if v.family == "baseline"] + ids
+    if frontier["sae_regex_pattern"]:
+        published = _published(config, "reference_frontier", frontier)
+        ids += [
+            i
+            for i in (comparison_id(s.release, s.sae_id) for s in published)
+            if i in variants and i not in ids
+        ]
+    return ids
 
 
 def known_sae_widths(config: dict, variants: dict) -> dict[str, int]:

@@ -1,0 +1,152 @@
+"""Matched-L0 verdicts on synthetic frontiers: interpolation in log L0, Pareto points, the
+range, ties, one-point frontiers, and verdicts with and without replicates."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workflow_scripts import frontier as F
+
+
+def test_interpolates_linearly_in_log_l0_between_pareto_points():
+    f = F.Frontier.from_points([10, 100], [0.5, 0.8])
+    assert f.at(math.sqrt(10 * 100)) == pytest.approx(0.65)  # halfway in log L0
+    assert f.at(10) == pytest.approx(0.5) and f.at(100) == pytest.approx(0.8)
+    assert f.at(20) == pytest.approx(0.5 + 0.3 * math.log(2) / math.log(10))  # not linear in L0
+
+
+def test_dominated_points_are_not_the_frontier_and_past_the_last_it_stays_flat():
+    f = F.Frontier.from_points([10, 50, 100, 200], [0.5, 0.4, 0.8, 0.7])
+    assert list(f.pareto_l0) == [10, 100]  # 50 is worse than the sparser 10; 200 worse than 100
+    assert f.at(50) == pytest.approx(0.5 + 0.3 * math.log(5) / math.log(10))
+    assert f.at(150) == pytest.approx(0.8)  # the L0-100 SAE is admissible at L0 150
+    assert (f.l0_low, f.l0_high) == (10, 200)
+
+
+def test_ties_at_equal_l0_keep_the_better_point():
+    f = F.Frontier.from_points([10, 10, 100], [0.3, 0.5, 0.8])
+    assert list(f.pareto_l0) == [10, 100] and f.at(10) == pytest.approx(0.5)
+
+
+def test_lower_is_better_metrics_take_the_lowest_value():
+    f = F.Frontier.from_points([10, 100, 100], [2.0, 1.0, 1.5], higher_is_better=False)
+    assert f.at(10) == pytest.approx(2.0) and f.at(100) == pytest.approx(1.0)
+    assert f.at(math.sqrt(1000)) == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("l0s", [[20], [20, 20], [20, float("nan")]])
+def test_a_frontier_of_one_point_refuses_and_says_why(l0s):
+    with pytest.raises(F.FrontierError, match="two or more L0 values"):
+        F.Frontier.from_points(l0s, [0.5] * len(l0s), names=[f"sae{i}" for i in range(len(l0s))])
+
+
+def test_outside_the_range_is_refused_not_extrapolated():
+    f = F.Frontier.from_points([10, 100], [0.5, 0.8])
+    for l0 in (9.9, 100.1):
+        assert not f.contains(l0)
+        with pytest.raises(ValueError, match="outside the reference range"):
+            f.at(l0)
+
+
+SEEDS = [42, 43, 44]
+REF_L0 = pd.Series({"ref_a": 10.0, "ref_b": 100.0})
+
+
+def references(seed_noise):
+    """Two reference SAEs whose values move together with each seed's noise."""
+    return pd.DataFrame(
+        {"ref_a": [0.5 + e for e in seed_noise], "ref_b": [0.8 + e for e in seed_noise]},
+        index=SEEDS,
+    )
+
+
+@pytest.mark.parametrize(
+    "offsets, expected",
+    [
+        ([0.05, 0.06, 0.04], F.ABOVE),
+        ([-0.05, -0.06, -0.04], F.BELOW),
+        ([0.02, -0.03, 0.01], F.WITHIN),
+    ],
+)
+def test_verdicts_with_replicates_pair_each_seed_with_that_seeds_frontier(offsets, expected):
+    noise = [0.0, 0.2, -0.2]  # seed noise far larger than the offsets, shared by all SAEs
+    l0 = math.sqrt(1000)  # frontier 0.65 (+ noise) there
+    variant = pd.Series([0.65 + e + o for e, o in zip(noise, offsets)], index=SEEDS)
+    result = F.matched_difference(l0, variant, REF_L0, references(noise), True)
+    assert result["verdict"] == expected
+    assert result["n"] == 3 and result["difference"] == pytest.approx(np.mean(offsets))
+    assert result["ci_low"] <= result["difference"] <= result["ci_high"]
+    assert result["frontier_value"] == pytest.approx(0.65)
+
+
+def test_outside_the_reference_range_gets_no_verdict():
+    variant = pd.Series([0.99, 0.99, 0.99], index=SEEDS)
+    result = F.matched_difference(146.0, variant, REF_L0, references([0, 0, 0]), True)
+    assert result["verdict"] == F.OUTSIDE and math.isnan(result["difference"])
+
+
+def test_measured_once_says_above_or_below_without_a_noise_estimate():
+    refs = references([0.0]).iloc[:1]
+    above = F.matched_difference(10.0, pd.Series([0.6], index=[42]), REF_L0, refs, True)
+    assert above["verdict"] == F.ABOVE + F.NO_ESTIMATE_SUFFIX and above["n"] == 1
+    on = F.matched_difference(100.0, pd.Series([0.8], index=[42]), REF_L0, refs, True)
+    assert on["verdict"] == F.ON
+
+
+def test_matched_table_compares_each_hook_with_its_own_references():
+    table = pd.DataFrame(
+        {
+            "variant": ["ref_a", "ref_b", "v", "w", "other_hook"],
+            "hook": ["h1", "h1", "h1", "h1", "h2"],
+            "core.sparsity.l0": [10.0, 100.0, 31.6227766, 500.0, 30.0],
+        }
+    )
+    values = {"ref_a": 0.5, "ref_b": 0.8, "v": 0.7, "w": 0.9, "other_hook": 0.9}
+    long = pd.DataFrame(
+        [("core", "m.ev", v, 42, x) for v, x in values.items()],
+        columns=["eval_type", "metric", "variant", "seed", "value"],
+    )
+    rows, notes = F.matched_table(table, long, [("core", "m.ev", True)], ["ref_a", "ref_b"])
+    assert list(rows["variant"]) == ["v", "w"]  # references are the frontier, not compared
+    v = rows.set_index("variant").loc["v"]
+    assert v["difference"] == pytest.approx(0.05) and v["reference"] == "ref_a;ref_b"
+    assert rows.set_index("variant").loc["w", "verdict"] == F.OUTSIDE
+    assert notes == ["h2, core.m.ev: no reference SAE on this hook point"]
+
+
+def test_plot_draws_the_reference_frontier_and_each_matched_difference():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from workflow_scripts import plot_metrics, summary
+
+    (ev,) = [h for h in summary.headline_metrics(["core"]) if "explained" in h.label.lower()]
+    table = pd.DataFrame(
+        {
+            "variant": ["ref_a", "ref_b", "ref_c", "inside", "outside"],
+            "family": ["baseline", "reference", "reference", "ihtp", "ihtp"],
+            "architecture": ["standard", "standard", "standard", "ihtp", "ihtp"],
+            "baseline": ["ref_a"] * 5,
+            "hook": ["h"] * 5,
+            "param_name": [None, None, None, "k", "k"],
+            "param": [None, None, None, 5, 50],
+            "core.sparsity.l0": [10.0, 40.0, 100.0, 20.0, 300.0],
+            ev.column: [0.5, 0.7, 0.8, 0.75, 0.9],
+        }
+    )
+    style = plot_metrics.Style({}, sorted(table["architecture"].unique()))
+    fig, ax = plt.subplots()
+    handles = plot_metrics.scatter_panel(ax, table, ev, style, ["ref_a", "ref_b", "ref_c"])
+    labels = [h.get_label() for h in handles]
+    assert any(label.startswith("reference frontier") for label in labels)
+    assert "matched-L0 difference to the frontier" in labels
+    assert not any(label.startswith("Pareto frontier") for label in labels)
+    dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 1  # "inside" only: "outside" is past the densest reference SAE
+    f = F.Frontier.from_points([10, 40, 100], [0.5, 0.7, 0.8])
+    assert list(dotted[0].get_ydata()) == pytest.approx([f.at(20.0), 0.75])
+    plt.close(fig)
