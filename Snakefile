@@ -24,6 +24,11 @@ rule all:
         final_outputs(),
 
 
+# A real run needs the SAE Bench environment; a dry run (`-n`) does not.
+onstart:
+    check_saebench_python()
+
+
 # The ranked summary table (results/merged/summary.md), printed where the user looks: at the end.
 onsuccess:
     print_summary(f"{OUT}/merged/summary.md", since=AGGREGATE_START)

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -57,9 +58,34 @@ AGGREGATE_START = time.time()  # the end-of-run print shows the summary only if 
 # this Snakefile; jobs inherit this variable, locally and through sbatch.
 _pythonpath = [workflow.basedir, *filter(None, os.getenv("PYTHONPATH", "").split(os.pathsep))]
 os.environ.update(PYTHONPATH=os.pathsep.join(dict.fromkeys(_pythonpath)))
-# ... and run with the interpreter that runs Snakemake, unless a conda env (--sdm conda) is
-# activated for the job, which puts its own bin/ first.
-os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", "")]))
+
+
+def saebench_python(config, workflow):
+    """The interpreter every job's `-m workflow_scripts.<step>` runs with (config key
+    saebench_python, see the schema)."""
+    from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python"  # the job's conda environment (envs/saebench.yaml) is activated
+    configured = config["saebench_python"]
+    beside = Path(workflow.basedir) / ".venv" / "bin" / "python"
+    return configured or (str(beside) if beside.exists() else "python")
+
+
+def check_saebench_python():
+    """Before the first job of a real run (onstart; a dry run needs no SAE Bench environment)."""
+    python = shlex.split(SAEBENCH_PYTHON)[0]
+    if not shutil.which(python):
+        raise WorkflowError(
+            f"Invalid configuration: config key 'saebench_python': {python!r} is not an "
+            "executable (the SAE Bench environment's Python); create the environments with "
+            "`bash envs/install.sh`"
+        )
+
+
+# Every step runs with the SAE Bench environment's interpreter, which need not be the one running
+# Snakemake: on a cluster Snakemake and its SLURM plugin (numpy 2) run in .venv-scheduler.
+SAEBENCH_PYTHON = shlex.quote(saebench_python(config, workflow))
 
 
 def _alternatives(ids):

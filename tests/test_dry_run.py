@@ -1,7 +1,9 @@
 """Dry runs plan exactly one evaluation job per (variant, enabled eval type), without GPU or
 network."""
 
+import os
 import re
+import subprocess
 
 import pytest
 
@@ -61,7 +63,8 @@ def test_default_config_plans_one_evaluation_job_per_pair(tmp_path):
 
 
 def test_slurm_profile_dry_run_needs_no_slurm(tmp_path):
-    result = run_snakemake(["-n", "--profile", str(REPO / "profiles" / "slurm")], tmp_path)
+    """In the scheduler's environment, which has the SLURM executor plugin."""
+    result = scheduler_snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"))
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = planned_jobs(result.stdout)
     assert sum(j["rule"] == "evaluate" for j in jobs) == N_DEFAULT_EVALS
@@ -180,3 +183,72 @@ def test_ihtp_k_above_a_known_width_is_refused_up_front(tmp_path):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "config key 'sae_variants.ihtp.k_values': k=1000 exceeds the width 256" in output
+
+
+SCHEDULER_PYTHON = REPO / ".venv-scheduler" / "bin" / "python"
+
+
+def scheduler_snakemake(tmp_path, *args, timeout=300):
+    """`snakemake` in the scheduler's environment (envs/install.sh creates it)."""
+    assert SCHEDULER_PYTHON.exists(), "run `bash envs/install.sh`: it creates .venv-scheduler"
+    (tmp_path / "config").symlink_to(REPO / "config")
+    cmd = [str(SCHEDULER_PYTHON), "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+    cmd += ["--directory", str(tmp_path), *args]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_scheduler_environment_plans_a_slurm_run_without_the_saebench_environment(tmp_path):
+    """The scheduler's environment has the maintained SLURM plugin and numpy 2 and neither torch
+    nor SAE Bench; a dry run there needs no SAE Bench environment at all."""
+    probe = subprocess.run(
+        [
+            str(SCHEDULER_PYTHON),
+            "-c",
+            "import importlib.metadata as m, numpy;"
+            "print(m.version('snakemake-executor-plugin-slurm'), numpy.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    plugin, numpy_version = probe.stdout.split()
+    assert (
+        tuple(map(int, plugin.split(".")[:2])) >= (2, 8) and int(numpy_version.split(".")[0]) >= 2
+    )
+    for module in ("torch", "sae_bench", "transformer_lens"):
+        assert subprocess.run([str(SCHEDULER_PYTHON), "-c", f"import {module}"]).returncode != 0
+    absent = tmp_path / "no_such_env" / "bin" / "python"
+    result = scheduler_snakemake(
+        tmp_path,
+        "-n",
+        "-p",
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--config",
+        f"saebench_python={absent}",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    evaluations = re.findall(
+        rf"^Shell command: {re.escape(str(absent))} -m workflow_scripts.evaluate ",
+        result.stdout,
+        re.M,
+    )
+    assert len(evaluations) == N_DEFAULT_EVALS  # every job's step runs in the SAE Bench env
+
+
+def test_a_real_run_without_the_saebench_environment_stops_naming_the_key(tmp_path):
+    absent = tmp_path / "no_such_env" / "bin" / "python"
+    result = scheduler_snakemake(
+        tmp_path,
+        "--cores",
+        "1",
+        "--configfile",
+        str(REPO / "config" / "demo.yaml"),
+        "--config",
+        f"saebench_python={absent}",
+    )
+    assert result.returncode != 0
+    assert "config key 'saebench_python'" in result.stdout + result.stderr
+    assert not (tmp_path / "resources").exists()  # stopped before any job

@@ -60,6 +60,10 @@ RUN_TIMEOUT = 600  # seconds, hard: `timeout -s INT` (Ctrl-C: Snakemake scancels
 VOLATILE = {"eval_id", "datetime_epoch_millis"}  # differ between any two SAE Bench runs
 REL_TOL = 1e-5
 RERUN = VARIANTS[:1]  # the fault test evaluates these again, and cancels one of their jobs
+# Snakemake and its SLURM plugin (2.8.0, numpy 2) run in the scheduler's environment, the jobs'
+# Python steps in the SAE Bench environment (.venv, config key saebench_python): envs/install.sh
+SCHEDULER_PYTHON = REPO / ".venv-scheduler" / "bin" / "python"
+OUTAGE_SECONDS = 30  # the status command fails this long in the middle of a run
 
 
 # ------------------------------------------------------------------------------------ harness
@@ -155,11 +159,17 @@ def runs(cluster, config_file, overlay, tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------ helpers
-def start_snakemake(workdir: Path, args: list[str], timeout: int = RUN_TIMEOUT) -> dict:
+def start_snakemake(
+    workdir: Path,
+    args: list[str],
+    timeout: int = RUN_TIMEOUT,
+    python: Path | str = sys.executable,
+    env: dict | None = None,
+) -> dict:
     """`timeout -s INT <timeout> python -m snakemake ...` in the background, output to a file."""
     if not (workdir / "config").exists():
         (workdir / "config").symlink_to(REPO / "config")
-    env = snakemake_env()
+    env = snakemake_env(env)
     env.pop("CUDA_VISIBLE_DEVICES", None)  # --export=ALL would hand it to every sbatch job
     cmd = [
         "timeout",
@@ -168,7 +178,7 @@ def start_snakemake(workdir: Path, args: list[str], timeout: int = RUN_TIMEOUT) 
         "-k",
         "60",
         str(timeout),
-        sys.executable,
+        str(python),
         "-m",
         "snakemake",
         "-s",
@@ -183,7 +193,11 @@ def start_snakemake(workdir: Path, args: list[str], timeout: int = RUN_TIMEOUT) 
     return {"proc": proc, "log": log, "workdir": workdir, "start": time.time(), "timeout": timeout}
 
 
-def start_slurm_run(workdir: Path, config_file: Path, overlay: Path) -> dict:
+def start_slurm_run(
+    workdir: Path, config_file: Path, overlay: Path, env: dict | None = None, python=None
+) -> dict:
+    """profiles/slurm (+ the test overlay) run by Snakemake in the scheduler's environment."""
+    assert SCHEDULER_PYTHON.exists(), "run `bash envs/install.sh`: it creates .venv-scheduler"
     return start_snakemake(
         workdir,
         [
@@ -194,6 +208,8 @@ def start_slurm_run(workdir: Path, config_file: Path, overlay: Path) -> dict:
             "--configfile",
             str(config_file),
         ],
+        python=python or SCHEDULER_PYTHON,
+        env=env,
     )
 
 
@@ -362,14 +378,11 @@ def test_results_match_a_local_run(runs):
 
 
 # ------------------------------------------------------------------------------------ the fault
-@pytest.fixture(scope="module")
-def cancelled_run(runs, cluster, config_file, overlay, tmp_path_factory):
-    """The first run's workdir without the baseline's evaluations, aggregate and plots, run
-    again through SLURM; one of the two evaluation jobs is scancelled as soon as SAE Bench works
-    on it. (Copies keep their mtimes, so nothing else reruns; fewer jobs keep the test short.)"""
+def rerun_workdir(runs, workdir: Path) -> Path:
+    """The first run's workdir without RERUN's evaluations, aggregate and plots (copies keep
+    their mtimes, so nothing else reruns; fewer jobs keep the fault tests short)."""
     assert runs["slurm"]["rc"] == 0, "the first SLURM run failed"
     first = runs["slurm"]["workdir"]
-    workdir = tmp_path_factory.mktemp("cancelled")
     shutil.copytree(first / "resources", workdir / "resources")  # copy2 keeps the mtimes
     for done in ("saes", "prefetch"):  # the SAEs, and the local prefetch step's manifest
         if (first / "results" / done).exists():
@@ -382,6 +395,15 @@ def cancelled_run(runs, cluster, config_file, overlay, tmp_path_factory):
                     first / "results" / folder / eval_type / f"{variant}.json",
                     workdir / "results" / folder / eval_type / f"{variant}.json",
                 )
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def cancelled_run(runs, cluster, config_file, overlay, tmp_path_factory):
+    """The first run's workdir without the baseline's evaluations, aggregate and plots, run
+    again through SLURM; one of the two evaluation jobs is scancelled as soon as SAE Bench works
+    on it. (Copies keep their mtimes, so nothing else reruns; fewer jobs keep the test short.)"""
+    workdir = rerun_workdir(runs, tmp_path_factory.mktemp("cancelled"))
     run = start_slurm_run(workdir, config_file, overlay)
     victim = None
     try:
@@ -474,3 +496,140 @@ def test_cancelled_run_lost_nothing_and_left_nothing_partial(cancelled_run, runs
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[
         -3000:
     ]
+
+
+# ----------------------------------------------------------------- the status command fails
+SQUEUE_SHIM = """#!/bin/sh
+# squeue, failing while the outage flag exists (what a restarting slurmctld looks like)
+if [ -e "$SQUEUE_OUTAGE_FLAG" ]; then
+    echo "$(date +%s)" >> "$SQUEUE_OUTAGE_LOG"
+    echo "squeue: error: slurm_load_jobs error: Socket timed out on send/recv operation" >&2
+    exit 1
+fi
+exec {real} "$@"
+"""
+
+
+@pytest.fixture(scope="module")
+def status_outage_run(runs, cluster, config_file, overlay, tmp_path_factory):
+    """RERUN's evaluations again, with `squeue` (the profile's status command) failing for
+    OUTAGE_SECONDS from the moment an evaluation job runs: a shim first on the Snakemake
+    process's PATH."""
+    workdir = rerun_workdir(runs, tmp_path_factory.mktemp("outage"))
+    shims = tmp_path_factory.mktemp("shims")
+    real = shutil.which("squeue") or shutil.which("squeue", path="/usr/bin:/usr/local/bin")
+    (shims / "squeue").write_text(SQUEUE_SHIM.format(real=real))
+    (shims / "squeue").chmod(0o755)
+    flag, failures = shims / "outage", shims / "failures.log"
+    env = {
+        "PATH": f"{shims}:{snakemake_env()['PATH']}",
+        "SQUEUE_OUTAGE_FLAG": str(flag),
+        "SQUEUE_OUTAGE_LOG": str(failures),
+    }
+    run = start_slurm_run(workdir, config_file, overlay, env=env)
+    window = None
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while window is None and run["proc"].poll() is None and time.monotonic() < deadline:
+            if any(
+                j.get("JobState") == "RUNNING" and j.get("Comment", "").startswith("rule_evaluate")
+                for j in cluster.jobs()
+            ):
+                flag.touch()
+                started = time.time()
+                time.sleep(OUTAGE_SECONDS)
+                flag.unlink()
+                window = (started, time.time())
+            time.sleep(1)
+        result = finish(run)
+    finally:
+        if flag.exists():
+            flag.unlink()
+        stop(run)
+    failed = [float(t) for t in failures.read_text().split()] if failures.exists() else []
+    print(f"squeue outage {window}; failed status queries at {failed}")
+    return {**result, "window": window, "failed_queries": failed, "config_file": config_file}
+
+
+def test_a_status_outage_is_survived_with_every_result(status_outage_run, runs, cluster):
+    """The plugin (2.8.0, __init__.py ~1339-1460) retries a failed status query up to
+    `slurm-status-attempts` times per round and otherwise drops that round's jobs from tracking
+    (the run would wait forever); the profile's one query per `1/max-status-checks-per-second`
+    seconds spreads those attempts over longer than the outage."""
+    run = status_outage_run
+    assert run["window"], "no evaluation job was seen running:\n" + run["output"][-5000:]
+    assert run["failed_queries"], "the status command was not called during the outage"
+    assert run["rc"] == 0, slurm_failure(run, cluster)
+    assert run["seconds"] < RUN_TIMEOUT
+    assert results_files(run["workdir"]) == results_files(runs["slurm"]["workdir"])
+    assert_same_results(run["workdir"], runs["local"]["workdir"])
+
+
+# ----------------------------------------------------------------- submission rate
+N_RATE_JOBS = 40
+
+
+@pytest.fixture(scope="module")
+def submission_run(runs, cluster, overlay, tmp_path_factory):
+    """N_RATE_JOBS + 1 core evaluations (the baseline and N_RATE_JOBS reference SAEs that are all
+    the demo's SAE, their folders copied from the first run) submitted at once; stopped with
+    SIGINT, which scancels them, once every one is in the controller's queue."""
+    assert runs["slurm"]["rc"] == 0, "the first SLURM run failed"
+    first = runs["slurm"]["workdir"]
+    workdir = tmp_path_factory.mktemp("rate")
+    shutil.copytree(first / "resources", workdir / "resources")
+    shutil.copytree(first / "results" / "prefetch", workdir / "results" / "prefetch")
+    names = [f"ref_{i:02d}" for i in range(N_RATE_JOBS)]
+    for name in ["baseline", *names]:
+        shutil.copytree(
+            first / "results" / "saes" / "baseline", workdir / "results" / "saes" / name
+        )
+    config_file = write_config(
+        workdir / "rate.yaml",
+        "demo.yaml",
+        **{
+            **SMALL,
+            "eval_types": {e: e == "core" for e in SMALL["eval_types"]},
+            "sae_variants": {"ihtp": {"enabled": False}, "mpsae": {"enabled": False}},
+            "reference_frontier": {
+                "baselines": True,
+                "local_saes": [
+                    {"name": n, "local_dir": "resources/demo/sae", "hook_layer": 1} for n in names
+                ],
+            },
+        },
+    )
+    run = start_slurm_run(workdir, config_file, overlay)
+    jobs = []
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while run["proc"].poll() is None and time.monotonic() < deadline:
+            uuid = re.search(r"SLURM run ID: (\S+)", run["log"].read_text(errors="replace"))
+            jobs = [j for j in cluster.jobs() if uuid and j.get("JobName") == uuid.group(1)]
+            if len(jobs) >= N_RATE_JOBS + 1:
+                break
+            time.sleep(0.5)
+    finally:
+        stop(run)  # SIGINT: Snakemake cancels what it submitted
+    result = finish(run)
+    return {**result, "jobs": run_jobs(cluster, result) if result["uuid"] else []}
+
+
+def test_submission_rate_of_many_evaluation_jobs(submission_run, cluster):
+    jobs = [j for j in submission_run["jobs"] if j["rule"] == "evaluate"]
+    assert len(jobs) == N_RATE_JOBS + 1, submission_run["output"][-3000:]
+    submitted = sorted(timestamp(j["SubmitTime"]) for j in jobs)
+    per_job = (submitted[-1] - submitted[0]) / (len(submitted) - 1)
+    print(
+        f"submission: {len(jobs)} evaluation jobs in {submitted[-1] - submitted[0]:.0f} s, "
+        f"{per_job:.2f} s per job (controller SubmitTime, 1 s resolution)"
+    )
+    # SIGINT cancelled every one of them: nothing of this run is left in the queue
+    ids = {j["JobId"] for j in jobs}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        states = {j["JobState"] for j in cluster.jobs() if j["JobId"] in ids}
+        if states <= {"CANCELLED", "COMPLETED", "FAILED"}:
+            break
+        time.sleep(1)
+    assert states <= {"CANCELLED", "COMPLETED", "FAILED"}, states

@@ -156,7 +156,8 @@ def evaluate(
                     d_sae=int(described["d_sae"]),
                     published=published,
                 )
-                with patches.weights_only_loads():  # SAE Lens loaders call torch.load bare
+                # SAE Lens's loaders call torch.load bare: weights-only (torch's default) holds
+                with patches.weights_only_loads(force=False):
                     own_metrics = entry.run(job)
             if not cache.get("built"):
                 break

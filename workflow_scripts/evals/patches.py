@@ -35,8 +35,9 @@ Each patch, what it targets (SAE Bench 0.6.0 unless said) and why:
 - `weights_only_loads`: the `TORCH_FORCE_*_WEIGHTS_ONLY_LOAD` environment variables torch reads at
   every `torch.load` (torch/serialization.py ~1480). Those loaders call `torch.load` without
   `weights_only` (relu_sae.py:99 and alike); torch 2.13 then defaults to `weights_only=True`
-  unless TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set. Within the block it is unset and
-  TORCH_FORCE_WEIGHTS_ONLY_LOAD=1, so a downloaded checkpoint is never unpickled.
+  unless TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set. Within the block it is unset and, around SAE
+  loaders, TORCH_FORCE_WEIGHTS_ONLY_LOAD=1, so a downloaded checkpoint is never unpickled; around
+  SAE Bench's evals (which load published SAEs through SAE Lens's bare `torch.load`) only unset.
 - `judge_model`: the `OpenAI` name in autointerp/main.py (imported at :14, called in
   `get_api_response` ~319-322), which hard-codes `model="gpt-4o-mini"`: the configured judge is
   used instead.
@@ -302,12 +303,17 @@ def checkpoint_files(loader_module, files: Mapping[str, str | Path]) -> Iterator
 
 
 @contextlib.contextmanager
-def weights_only_loads() -> Iterator[None]:
-    """Every `torch.load` in the block refuses pickled objects, whatever its caller passes."""
+def weights_only_loads(force: bool = True) -> Iterator[None]:
+    """Within the block, a `torch.load` that does not pass `weights_only` refuses pickled objects
+    (torch 2.13's default, restored if TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turned it off); with
+    `force`, every `torch.load` does, whatever its caller passes. Not forced around SAE Bench's
+    evals: absorption reloads the probe object it pickled itself with weights_only=False
+    (absorption/common.py ~73)."""
     names = ("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_WEIGHTS_ONLY_LOAD")
     before = {name: os.environ.get(name) for name in names}
     os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    if force:
+        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
     try:
         yield
     finally:
