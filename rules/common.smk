@@ -74,7 +74,7 @@ def saebench_python(config, workflow):
 
 def check_saebench_python():
     """Before the first job of a real run (onstart; a dry run needs no SAE Bench environment)."""
-    python = shlex.split(SAEBENCH_PYTHON)[0]
+    python = SAEBENCH_PYTHON
     if not shutil.which(python):
         raise WorkflowError(
             f"Invalid configuration: config key 'saebench_python': {python!r} is not an "
@@ -84,8 +84,11 @@ def check_saebench_python():
 
 
 # Every step runs with the SAE Bench environment's interpreter, which need not be the one running
-# Snakemake: on a cluster Snakemake and its SLURM plugin (numpy 2) run in .venv-scheduler.
-SAEBENCH_PYTHON = shlex.quote(saebench_python(config, workflow))
+# Snakemake: on a cluster Snakemake and its SLURM plugin (numpy 2) run in .venv-scheduler. Rules
+# read it from the environment, which every job inherits (locally and through sbatch): like the
+# PATH before it, it is not part of a job's provenance, so moving the environment reruns nothing.
+SAEBENCH_PYTHON = saebench_python(config, workflow)
+os.environ.update(SAEBENCH_PYTHON=SAEBENCH_PYTHON)
 
 
 def _alternatives(ids):

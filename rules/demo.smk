@@ -14,4 +14,4 @@ if config["demo"]["build"]:
         params:
             seed=config["demo"]["seed"],
         shell:
-            "{SAEBENCH_PYTHON} -m workflow_scripts.demo.build --out {output} --seed {params.seed} > {log} 2>&1"
+            '"$SAEBENCH_PYTHON" -m workflow_scripts.demo.build --out {output} --seed {params.seed} > {log} 2>&1'

@@ -230,12 +230,33 @@ def test_scheduler_environment_plans_a_slurm_run_without_the_saebench_environmen
         f"saebench_python={absent}",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    evaluations = re.findall(
-        rf"^Shell command: {re.escape(str(absent))} -m workflow_scripts.evaluate ",
-        result.stdout,
-        re.M,
+    steps = re.findall(r"^Shell command: (.*) -m workflow_scripts\.evaluate ", result.stdout, re.M)
+    assert steps == ['"$SAEBENCH_PYTHON"'] * N_DEFAULT_EVALS  # the SAE Bench env's interpreter
+
+
+def test_jobs_run_their_python_steps_with_the_configured_interpreter(tmp_path):
+    """Snakemake in the scheduler's environment; the prefetch step in the SAE Bench environment,
+    through a wrapper named by `saebench_python` that records how it was called."""
+    calls = tmp_path / "calls.log"
+    wrapper = tmp_path / "saebench-python"
+    wrapper.write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\nexec {REPO / ".venv" / "bin" / "python"} "$@"\n'
     )
-    assert len(evaluations) == N_DEFAULT_EVALS  # every job's step runs in the SAE Bench env
+    wrapper.chmod(0o755)
+    result = scheduler_snakemake(
+        tmp_path,
+        "--cores",
+        "1",
+        "--configfile",
+        str(REPO / "config" / "demo.yaml"),
+        "--config",
+        f"saebench_python={wrapper}",
+        "--until",
+        "prefetch",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert calls.read_text().startswith("-m workflow_scripts.hub_sources --plan ")
+    assert (tmp_path / "results" / "prefetch" / "manifest.json").is_file()
 
 
 def test_a_real_run_without_the_saebench_environment_stops_naming_the_key(tmp_path):
