@@ -20,6 +20,14 @@
   (the sbatch log), so a test can tell from the log which jobs were granted a GPU.
 - No slurmdbd: `sacct` does not work, poll with `squeue`. MinJobAge is an hour, so the controller
   keeps finished jobs for `jobs()` (and for squeue-based status checks).
+- `SlurmCluster(release="24.11")`: Debian trixie's Slurm 24.11 in a `debootstrap --variant=minbase
+  trixie` chroot (`ensure_trixie_root`, built once per machine, about a minute), with /tmp, the
+  project and the Python installation bind-mounted at the same paths (jobs run the same
+  interpreters and workdirs), proc, sys and dev mounted, `/etc/hosts` and `/etc/resolv.conf`
+  copied in (slurmd never registers if `localhost` does not resolve). Every daemon and client runs
+  through `chroot`; `cluster.bin_dir` holds client shims (sbatch, squeue, ...) to put first on the
+  PATH of a Snakemake process, and `cluster.run([...])` runs a client command. stop() also undoes
+  the mounts, and the next start undoes those of a session that died.
 """
 
 from __future__ import annotations
@@ -41,6 +49,123 @@ BINARIES = ["munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sc
 PACKAGES = ["slurm-wlm", "munge"]
 LOCK_FILE = Path(tempfile.gettempdir()) / "workflow-tests-slurm-cluster.lock"
 SCRATCH_PREFIX = "slurm-test-"
+
+
+TRIXIE_ROOT = Path(
+    os.environ.get("SLURM_TEST_TRIXIE_ROOT", "/var/cache/workflow-tests/trixie-slurm")
+)
+# slurm-wlm and munge, and the shared libraries a host-built CPython needs (minbase lacks them)
+TRIXIE_PACKAGES = ["slurm-wlm", "munge", "libffi8", "libsqlite3-0", "libbz2-1.0", "libreadline8t64"]
+CLIENTS = ["sbatch", "squeue", "scancel", "scontrol", "sinfo", "sacct", "srun", "salloc"]
+SHIM = """#!/bin/sh
+# {name} of the test cluster's Slurm {release}: through chroot from the host, in the caller's
+# folder and environment; inside the chroot (a job's srun) the root is not visible: run it there.
+if [ -d {root}/usr ]; then
+    exec chroot {root} /bin/sh -c 'cd "$0" && exec "$@"' "$PWD" /usr/bin/{name} "$@"
+fi
+exec /usr/bin/{name} "$@"
+"""
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points at or below `root`, deepest first."""
+    points = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        point = line.split()[1].replace("\\040", " ")
+        if point == str(root) or point.startswith(str(root) + "/"):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def unmount_all(root: Path) -> None:
+    for point in _mounts_under(root):
+        subprocess.run(["umount", "-l", point], capture_output=True, timeout=60)
+
+
+def mount_chroot(root: Path, binds=()) -> None:
+    """proc, sys and dev into `root`, and each host folder of `binds` at the same path."""
+    steps = [
+        ["mount", "-t", "proc", "proc", str(root / "proc")],
+        ["mount", "--rbind", "/sys", str(root / "sys")],
+        ["mount", "--rbind", "/dev", str(root / "dev")],
+    ]
+    for folder in binds:
+        target = root / str(folder).lstrip("/")
+        target.mkdir(parents=True, exist_ok=True)
+        steps.append(["mount", "--bind", str(folder), str(target)])
+    for cmd in steps:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+
+def ensure_trixie_root(root: Path = TRIXIE_ROOT, log=print) -> Path:
+    """Debian trixie with Slurm 24.11 in a minbase chroot at `root`, made once (a marker file
+    says it is complete: an interrupted build is started again)."""
+    marker = root / ".workflow-tests-ready"
+    if marker.exists():
+        return root
+    if os.geteuid() != 0 or not _which("apt-get"):
+        raise SlurmUnavailable("a Slurm 24.11 chroot needs root and apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if not _which("debootstrap"):
+        log("installing debootstrap")
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "debootstrap"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    partial = root.with_name(root.name + ".partial")
+    unmount_all(partial)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    log(f"debootstrap --variant=minbase trixie {partial}")
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            "trixie",
+            str(partial),
+            "http://deb.debian.org/debian",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"debootstrap failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    for name in ("hosts", "resolv.conf"):
+        shutil.copy2(f"/etc/{name}", partial / "etc" / name)
+    mount_chroot(partial)
+    try:
+        result = subprocess.run(
+            [
+                "chroot",
+                str(partial),
+                "apt-get",
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                *TRIXIE_PACKAGES,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+    finally:
+        unmount_all(partial)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"apt-get in the chroot failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    log(f"trixie chroot with Slurm 24.11 ready in {time.monotonic() - started:.0f} s")
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(partial, root)
+    marker.touch()
+    return root
 
 
 class SlurmUnavailable(RuntimeError):
@@ -113,7 +238,18 @@ class SlurmCluster:
         memory_mb: int | None = None,
         lock_timeout: float = 1800,
         log=print,
+        release: str = "22.05",
+        binds=(),
     ):
+        """release "22.05": the host's Slurm (Debian bookworm); "24.11": trixie's, in a chroot
+        into which `binds` (host folders: the project, the Python installation) are mounted
+        besides /tmp."""
+        if release not in ("22.05", "24.11"):
+            raise ValueError(f"release {release!r}: 22.05 (host) or 24.11 (trixie chroot)")
+        self.release = release
+        self.root: Path | None = None
+        self.binds = tuple(binds)
+        self.bin_dir: Path | None = None
         self.gpus = gpus
         self.partition = partition
         self.cpus = cpus or os.cpu_count() or 1
@@ -139,15 +275,22 @@ class SlurmCluster:
         self.stop()
 
     def start(self, timeout: float = 90) -> None:
-        ensure_installed(self.log)
         if os.geteuid() != 0:
             raise SlurmUnavailable("the test cluster runs its daemons as root")
+        if self.release == "22.05":
+            ensure_installed(self.log)
         self._acquire_lock()
+        if self.release == "24.11":
+            self.root = ensure_trixie_root(log=self.log)
+            unmount_all(self.root)  # a session that died before its stop()
         self._reap_stale()
         self.scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
         self.scratch.chmod(0o755)  # munged runs as user munge and must reach its folder
-        for sub in ("state", "spool", "log", "gpu"):
+        for sub in ("state", "spool", "log", "gpu", "bin"):
             (self.scratch / sub).mkdir()
+        if self.root is not None:
+            mount_chroot(self.root, [tempfile.gettempdir(), *self.binds])
+            self._write_shims()
         self._make_gpus()
         self._start_munge()
         self._write_config()
@@ -157,15 +300,15 @@ class SlurmCluster:
         self._wait(self._node_ready, timeout, "node localhost to become idle")
         self._started = True
         self.log(
-            f"SLURM test cluster up in {self.scratch} ({self.cpus} CPUs, {self.memory_mb} MB, "
-            f"{self.gpus} fake GPUs, partition {self.partition})"
+            f"SLURM {self.release} test cluster up in {self.scratch} ({self.cpus} CPUs, "
+            f"{self.memory_mb} MB, {self.gpus} fake GPUs, partition {self.partition})"
         )
 
     def stop(self) -> None:
         """Cancel all jobs, end the daemons by pid, restore /etc/slurm. Safe to call twice."""
         try:
             if self._children.get("slurmctld") and _alive(self._children["slurmctld"].pid):
-                subprocess.run(
+                self.run(
                     ["scancel", "--full", f"--partition={self.partition}"],
                     capture_output=True,
                     timeout=30,
@@ -186,6 +329,8 @@ class SlurmCluster:
             self._stop_daemon("munged")
         finally:
             self._restore_config()
+            if self.root is not None:
+                unmount_all(self.root)
             if self.scratch is not None and not os.environ.get("KEEP_SLURM_TEST_CLUSTER"):
                 shutil.rmtree(self.scratch, ignore_errors=True)
             self._release_lock()
@@ -194,13 +339,24 @@ class SlurmCluster:
     # ---------------------------------------------------------------- queries
     def jobs(self) -> list[dict[str, str]]:
         """Every job the controller knows (`scontrol show job -d -o`), as key -> value dicts."""
-        out = subprocess.run(
+        out = self.run(
             ["scontrol", "show", "job", "-d", "-o"], capture_output=True, text=True, timeout=30
         )
         if "No jobs in the system" in out.stdout + out.stderr:
             return []
         out.check_returncode()
         return [_parse_oneliner(line) for line in out.stdout.splitlines() if line.strip()]
+
+    def run(self, cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """A client command (`sbatch`, `scancel`, ...) of this cluster's Slurm."""
+        if self.root is None:
+            return subprocess.run(cmd, **kwargs)
+        return subprocess.run([str(self.bin_dir / cmd[0]), *cmd[1:]], **kwargs)
+
+    def client_path(self, path: str | None = None) -> str:
+        """PATH with this cluster's client commands first (the chroot's shims for 24.11)."""
+        path = path if path is not None else os.environ.get("PATH", "")
+        return f"{self.bin_dir}{os.pathsep}{path}" if self.bin_dir else path
 
     def env(self) -> dict[str, str]:
         """Variables for client commands (the config is at /etc/slurm/slurm.conf anyway)."""
@@ -261,20 +417,31 @@ class SlurmCluster:
             except PermissionError as error:
                 raise SlurmUnavailable(f"cannot mknod a fake GPU device: {error}") from None
 
+    def _munge_ids(self) -> tuple[int, int]:
+        """uid and gid of user munge, as the system the daemons run in knows it."""
+        if self.root is None:
+            munge = pwd.getpwnam("munge")
+            return munge.pw_uid, munge.pw_gid
+        for line in (self.root / "etc" / "passwd").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == "munge":
+                return int(fields[2]), int(fields[3])
+        raise RuntimeError(f"no user munge in {self.root}/etc/passwd")
+
     def _start_munge(self) -> None:
-        munge = pwd.getpwnam("munge")
+        uid, gid = self._munge_ids()
         folder = self.scratch / "munge"
         folder.mkdir()
         folder.chmod(0o711)  # munged wants the socket's folder searchable by all
         key = folder / "munge.key"
         subprocess.run(
-            [_which("mungekey"), "--create", "--keyfile", str(key)],
+            [*self._prefix(), self._binary("mungekey"), "--create", "--keyfile", str(key)],
             check=True,
             capture_output=True,
             timeout=30,
         )
         for path in (folder, key):
-            os.chown(path, munge.pw_uid, munge.pw_gid)
+            os.chown(path, uid, gid)
         key.chmod(0o400)
         self.munge_socket = folder / "munge.socket"
         self._start_daemon(
@@ -289,8 +456,8 @@ class SlurmCluster:
                 f"--seed-file={folder / 'munged.seed'}",
                 "--num-threads=2",
             ],
-            user=munge.pw_uid,
-            group=munge.pw_gid,
+            user=uid,
+            group=gid,
             pid_file=folder / "munged.pid",
         )
         self._wait(lambda: self.munge_socket.exists(), 30, "munged's socket")
@@ -344,9 +511,10 @@ PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State
             f"AutoDetect=off\nNodeName=localhost Name=gpu Type=fake "
             f"File={s}/gpu/fakegpu[0-{self.gpus - 1}]\n"
         )
-        ETC.mkdir(parents=True, exist_ok=True)
+        etc = self.root / "etc" / "slurm" if self.root is not None else ETC
+        etc.mkdir(parents=True, exist_ok=True)
         for name, text in (("slurm.conf", conf), ("gres.conf", gres)):
-            path = ETC / name
+            path = etc / name
             backup = None
             if path.exists():
                 backup = s / f"{name}.orig"
@@ -364,7 +532,10 @@ PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State
 
     def _start_daemon(self, name, cmd, user=None, group=None, pid_file=None) -> None:
         out = open(self.scratch / "log" / f"{name}.out", "w")
-        cmd = [_which(cmd[0]), *cmd[1:]]
+        cmd = [self._binary(cmd[0]), *cmd[1:]]
+        if self.root is not None:  # chroot needs root: it drops to the user itself
+            spec = [f"--userspec={user}:{group}"] if user is not None else []
+            cmd, user, group = ["chroot", *spec, str(self.root), *cmd], None, None
         self._children[name] = subprocess.Popen(
             cmd,
             stdout=out,
@@ -379,6 +550,25 @@ PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State
         time.sleep(0.5)
         if self._children[name].poll() is not None:
             raise RuntimeError(f"{name} exited at start:\n{self.logs()}")
+
+    def _prefix(self) -> list[str]:
+        return ["chroot", str(self.root)] if self.root is not None else []
+
+    def _binary(self, name: str) -> str:
+        """Absolute path of a Slurm/munge binary on the system the daemons run in."""
+        if self.root is None:
+            return _which(name)
+        for folder in ("usr/sbin", "usr/bin", "sbin", "bin"):
+            if (self.root / folder / name).exists():
+                return f"/{folder}/{name}"
+        raise RuntimeError(f"{name} is not installed in {self.root}")
+
+    def _write_shims(self) -> None:
+        self.bin_dir = self.scratch / "bin"
+        for name in CLIENTS:
+            shim = self.bin_dir / name
+            shim.write_text(SHIM.format(name=name, root=self.root, release=self.release))
+            shim.chmod(0o755)
 
     def _stop_daemon(self, name: str) -> None:
         child = self._children.pop(name, None)
@@ -406,9 +596,10 @@ PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State
             try:
                 if not (proc / "cmdline").read_bytes().startswith(b"slurmstepd"):
                     continue
-                if any(
-                    os.readlink(fd).startswith(str(self.scratch)) for fd in (proc / "fd").iterdir()
-                ):
+                roots = [str(self.scratch)]
+                if self.root is not None:
+                    roots.append(str(self.root) + str(self.scratch))
+                if any(os.readlink(fd).startswith(tuple(roots)) for fd in (proc / "fd").iterdir()):
                     pids.add(int(proc.name))
             except OSError:
                 continue
@@ -430,12 +621,12 @@ PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State
                 time.sleep(0.2)
 
     def _node_ready(self) -> bool:
-        out = subprocess.run(
+        out = self.run(
             ["sinfo", "-h", "-N", "-o", "%N %T"], capture_output=True, text=True, timeout=30
         ).stdout.split()
         state = out[1] if len(out) >= 2 else ""
         if state.startswith(("down", "drain")):
-            subprocess.run(
+            self.run(
                 ["scontrol", "update", "nodename=localhost", "state=resume"],
                 capture_output=True,
                 timeout=30,
@@ -444,7 +635,7 @@ PartitionName={self.partition} Nodes=localhost Default=NO MaxTime=INFINITE State
 
     def _ok(self, cmd, needle) -> bool:
         try:
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            result = self.run(cmd, capture_output=True, text=True, timeout=30)
         except subprocess.TimeoutExpired:
             return False
         if needle is None:

@@ -2,11 +2,15 @@
 
 tests/slurm_cluster.py starts munged, slurmctld and slurmd on this machine (installing Debian's
 slurm-wlm and munge if missing; root needed, otherwise these tests skip) with one node that has
-two fake GPUs, and stops them by pid afterwards. The workflow runs through profiles/slurm plus
-tests/slurm_overlay (partition, fast polling) on the demo config reduced by
+two fake GPUs, and stops them by pid afterwards: Slurm 22.05 (Debian bookworm, the host's) and
+Slurm 24.11 (Debian trixie, in a debootstrap chroot); every run test runs on both. Snakemake runs
+in the scheduler's environment (.venv-scheduler: SLURM executor plugin 2.8.0, jobstep 0.6.1),
+the jobs' Python steps in the SAE Bench environment (.venv). The workflow runs through
+profiles/slurm plus tests/slurm_overlay (partition, fast polling) on the demo config reduced by
 tests/slurm_overlay/demo_small.yaml to 2 variants x 2 eval types, under `timeout -s INT`.
 
-- test_cluster_is_stopped_*: the harness ends every daemon and step by pid when a test fails.
+- tests/test_slurm_harness.py: the harness ends every daemon and step by pid, and undoes the
+  chroot's mounts, when a test fails.
 - test_*: one SLURM run from scratch, beside a local run (`--cores 2`) of the same config. The
   controller's records show one sbatch job per (variant, eval type) pair, each granted one GPU,
   and no GPU for the other rules (the sbatch logs print each step's CUDA_VISIBLE_DEVICES, the
@@ -14,6 +18,10 @@ tests/slurm_overlay/demo_small.yaml to 2 variants x 2 eval types, under `timeout
 - test_cancelled_evaluation_*: a second SLURM run (demo assets and SAEs copied from the first)
   in which one evaluation job is cancelled with scancel while SAE Bench runs: Snakemake resubmits
   it with twice the memory and finishes with every output, the same numbers, no leftovers.
+- test_a_status_outage_*: (24.11) the same, with `squeue` failing for 30 s from the moment an
+  evaluation job runs: the run ends by itself with every result.
+- test_submission_rate_*: (24.11) 41 evaluation jobs submitted at once, stopped with SIGINT once
+  all are queued (which cancels them); prints the seconds per submitted job.
 
 What "match" means: SAE folders are byte-identical; eval JSONs are equal field by field except
 SAE Bench's random `eval_id` and its timestamp, numbers within rel 1e-5 (the demo evals repeated
@@ -64,60 +72,22 @@ RERUN = VARIANTS[:1]  # the fault test evaluates these again, and cancels one of
 # Python steps in the SAE Bench environment (.venv, config key saebench_python): envs/install.sh
 SCHEDULER_PYTHON = REPO / ".venv-scheduler" / "bin" / "python"
 OUTAGE_SECONDS = 30  # the status command fails this long in the middle of a run
-
-
-# ------------------------------------------------------------------------------------ harness
-def test_cluster_is_stopped_by_pid_even_when_a_test_fails():
-    """Runs before the module's cluster starts (one cluster at a time: the harness holds a lock)."""
-    conf = Path("/etc/slurm/slurm.conf")
-    before = conf.read_bytes() if conf.exists() else None
-    seen = {}
-    try:
-        with pytest.raises(RuntimeError, match="a failing test"):
-            with SlurmCluster(gpus=1, partition="gputest") as cluster:
-                seen["pids"] = {name: child.pid for name, child in cluster._children.items()}
-                seen["scratch"] = cluster.scratch
-                # a job still running at the stop: its step daemon must go too
-                subprocess.run(
-                    [
-                        "sbatch",
-                        "-p",
-                        "gputest",
-                        "--gpus=1",
-                        "-o",
-                        "/dev/null",
-                        "--wrap",
-                        "sleep 300",
-                    ],
-                    check=True,
-                    capture_output=True,
-                    timeout=30,
-                )
-                deadline = time.monotonic() + 30
-                while not cluster._stray_stepds() and time.monotonic() < deadline:
-                    time.sleep(0.5)
-                seen["stepds"] = cluster._stray_stepds()
-                raise RuntimeError("a failing test")
-    except SlurmUnavailable as error:
-        pytest.skip(f"no SLURM test cluster here: {error}")
-    assert set(seen["pids"]) == {"munged", "slurmctld", "slurmd"} and seen["stepds"]
-    for pid in [*seen["pids"].values(), *seen["stepds"]]:
-        assert (
-            not Path(f"/proc/{pid}").exists()
-            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
-        )
-    assert not seen["scratch"].exists()
-    assert (conf.read_bytes() if conf.exists() else None) == before
+RELEASES = ["22.05", "24.11"]  # every run test on both; the outage and submission rate on 24.11
+_LOCAL: dict = {}  # the local reference run, made once beside the first SLURM run
 
 
 # ------------------------------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def cluster():
+@pytest.fixture(scope="module", params=RELEASES)
+def cluster(request):
+    """Slurm 22.05 (the host's, Debian bookworm) or 24.11 (Debian trixie's, in a chroot into which
+    the project and the Python installation are mounted at the same paths)."""
     try:
-        with SlurmCluster(gpus=2, partition="gputest") as running:
+        with SlurmCluster(
+            gpus=2, partition="gputest", release=request.param, binds=[REPO, sys.base_prefix]
+        ) as running:
             yield running
     except SlurmUnavailable as error:
-        pytest.skip(f"no SLURM test cluster here: {error}")
+        pytest.skip(f"no SLURM {request.param} test cluster here: {error}")
 
 
 @pytest.fixture(scope="module")
@@ -141,19 +111,25 @@ def overlay(tmp_path_factory, cluster):
 
 @pytest.fixture(scope="module")
 def runs(cluster, config_file, overlay, tmp_path_factory):
-    """The SLURM run, and beside it (filling the polling gaps) the local reference run."""
-    local_dir, slurm_dir = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("slurm")
-    seed_demo_assets(local_dir)  # the SLURM run builds its own through the rule, as a SLURM job
-    local = start_snakemake(local_dir, ["--cores", "2", "--configfile", str(config_file)])
+    """The SLURM run, and beside the first one (filling the polling gaps) the local reference
+    run, which every release's run is compared with."""
+    slurm_dir = tmp_path_factory.mktemp(f"slurm{cluster.release}")
+    local = None
+    if not _LOCAL:
+        local_dir = tmp_path_factory.mktemp("local")
+        seed_demo_assets(local_dir)  # the SLURM run builds its own through the rule, as a job
+        local = start_snakemake(local_dir, ["--cores", "2", "--configfile", str(config_file)])
     slurm = None
     try:
-        slurm = start_slurm_run(slurm_dir, config_file, overlay)
+        slurm = start_slurm_run(cluster, slurm_dir, config_file, overlay)
         slurm_result = finish(slurm)
-        local_result = finish(local)
+        if local is not None:
+            _LOCAL["result"] = finish(local)
     finally:
         for run in (slurm, local):
             if run is not None:
                 stop(run)
+    local_result = _LOCAL["result"]
     assert local_result["rc"] == 0, local_result["output"][-5000:]
     return {"local": local_result, "slurm": slurm_result, "jobs": run_jobs(cluster, slurm_result)}
 
@@ -194,10 +170,21 @@ def start_snakemake(
 
 
 def start_slurm_run(
-    workdir: Path, config_file: Path, overlay: Path, env: dict | None = None, python=None
+    cluster: SlurmCluster,
+    workdir: Path,
+    config_file: Path,
+    overlay: Path,
+    env: dict | None = None,
+    python=None,
 ) -> dict:
-    """profiles/slurm (+ the test overlay) run by Snakemake in the scheduler's environment."""
+    """profiles/slurm (+ the test overlay) run by Snakemake in the scheduler's environment, with
+    the cluster's client commands first on its PATH."""
     assert SCHEDULER_PYTHON.exists(), "run `bash envs/install.sh`: it creates .venv-scheduler"
+    env = dict(env or {})
+    path = env.get("PATH", snakemake_env()["PATH"])
+    if cluster.bin_dir is None or str(cluster.bin_dir) not in path.split(":"):
+        path = cluster.client_path(path)
+    env["PATH"] = path
     return start_snakemake(
         workdir,
         [
@@ -404,7 +391,7 @@ def cancelled_run(runs, cluster, config_file, overlay, tmp_path_factory):
     again through SLURM; one of the two evaluation jobs is scancelled as soon as SAE Bench works
     on it. (Copies keep their mtimes, so nothing else reruns; fewer jobs keep the test short.)"""
     workdir = rerun_workdir(runs, tmp_path_factory.mktemp("cancelled"))
-    run = start_slurm_run(workdir, config_file, overlay)
+    run = start_slurm_run(cluster, workdir, config_file, overlay)
     victim = None
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
@@ -417,7 +404,7 @@ def cancelled_run(runs, cluster, config_file, overlay, tmp_path_factory):
                 log = workdir / "logs" / "evaluate" / eval_type / f"{variant}.log"
                 # SAE Bench is at work once the SAE is loaded and the private work folder exists
                 if "[evaluate]" in (log.read_text(errors="replace") if log.exists() else ""):
-                    subprocess.run(["scancel", job["JobId"]], check=True, timeout=30)
+                    cluster.run(["scancel", job["JobId"]], check=True, timeout=30)
                     victim = {
                         "pair": (eval_type, variant),
                         "job_id": job["JobId"],
@@ -515,18 +502,20 @@ def status_outage_run(runs, cluster, config_file, overlay, tmp_path_factory):
     """RERUN's evaluations again, with `squeue` (the profile's status command) failing for
     OUTAGE_SECONDS from the moment an evaluation job runs: a shim first on the Snakemake
     process's PATH."""
+    if cluster.release != "24.11":
+        pytest.skip("the status outage runs on Slurm 24.11 only (CI time)")
     workdir = rerun_workdir(runs, tmp_path_factory.mktemp("outage"))
     shims = tmp_path_factory.mktemp("shims")
-    real = shutil.which("squeue") or shutil.which("squeue", path="/usr/bin:/usr/local/bin")
+    real = cluster.bin_dir / "squeue"
     (shims / "squeue").write_text(SQUEUE_SHIM.format(real=real))
     (shims / "squeue").chmod(0o755)
     flag, failures = shims / "outage", shims / "failures.log"
     env = {
-        "PATH": f"{shims}:{snakemake_env()['PATH']}",
+        "PATH": f"{shims}:{cluster.client_path(snakemake_env()['PATH'])}",
         "SQUEUE_OUTAGE_FLAG": str(flag),
         "SQUEUE_OUTAGE_LOG": str(failures),
     }
-    run = start_slurm_run(workdir, config_file, overlay, env=env)
+    run = start_slurm_run(cluster, workdir, config_file, overlay, env=env)
     window = None
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
@@ -574,6 +563,8 @@ def submission_run(runs, cluster, overlay, tmp_path_factory):
     """N_RATE_JOBS + 1 core evaluations (the baseline and N_RATE_JOBS reference SAEs that are all
     the demo's SAE, their folders copied from the first run) submitted at once; stopped with
     SIGINT, which scancels them, once every one is in the controller's queue."""
+    if cluster.release != "24.11":
+        pytest.skip("the submission rate is measured on Slurm 24.11 only (CI time)")
     assert runs["slurm"]["rc"] == 0, "the first SLURM run failed"
     first = runs["slurm"]["workdir"]
     workdir = tmp_path_factory.mktemp("rate")
@@ -599,7 +590,7 @@ def submission_run(runs, cluster, overlay, tmp_path_factory):
             },
         },
     )
-    run = start_slurm_run(workdir, config_file, overlay)
+    run = start_slurm_run(cluster, workdir, config_file, overlay)
     jobs = []
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
