@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -69,16 +70,28 @@ def saebench_python(config, workflow):
         return "python"  # the job's conda environment (envs/saebench.yaml) is activated
     configured = config["saebench_python"]
     beside = Path(workflow.basedir) / ".venv" / "bin" / "python"
-    return configured or (str(beside) if beside.exists() else "python")
+    if configured or beside.exists():
+        return configured or str(beside)
+    # no .venv beside the Snakefile: Snakemake's own interpreter if it has SAE Bench, else PATH's
+    import importlib.util
+
+    return sys.executable if importlib.util.find_spec("sae_bench") else "python"
 
 
 def check_saebench_python():
     """Before the first job of a real run (onstart; a dry run needs no SAE Bench environment)."""
     python = SAEBENCH_PYTHON
+    problem = None
     if not shutil.which(python):
+        problem = "is not an executable"
+    elif python != "python":  # "python": a job's conda env (--sdm conda), not active here
+        probe = "import importlib.util as u, sys; sys.exit(u.find_spec('sae_bench') is None)"
+        if subprocess.run([python, "-c", probe], capture_output=True, timeout=120).returncode:
+            problem = "cannot import sae_bench"
+    if problem:
         raise WorkflowError(
-            f"Invalid configuration: config key 'saebench_python': {python!r} is not an "
-            "executable (the SAE Bench environment's Python); create the environments with "
+            f"Invalid configuration: config key 'saebench_python': {python!r} {problem} (it "
+            "must be the SAE Bench environment's Python); create the environments with "
             "`bash envs/install.sh`"
         )
 

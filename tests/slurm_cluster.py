@@ -82,12 +82,26 @@ def unmount_all(root: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True, timeout=60)
 
 
+# never bind these (or a folder above them) over the chroot's own system
+SYSTEM_FOLDERS = ("/", "/usr", "/etc", "/lib", "/lib64", "/bin", "/sbin", "/var")
+
+
 def mount_chroot(root: Path, binds=()) -> None:
-    """proc, sys and dev into `root`, and each host folder of `binds` at the same path."""
+    """proc, sys and dev into `root`, and each host folder of `binds` at the same path.
+
+    sys and dev are recursive binds made slaves: unmounting them later must not propagate to the
+    host's own /dev/pts, /dev/shm or /sys/fs/cgroup where the host's mounts are shared (systemd).
+    """
+    for folder in binds:
+        resolved = os.path.realpath(folder)
+        if any(resolved == f or f.startswith(resolved.rstrip("/") + "/") for f in SYSTEM_FOLDERS):
+            raise ValueError(f"refusing to bind {folder} over the chroot's system folders")
     steps = [
         ["mount", "-t", "proc", "proc", str(root / "proc")],
         ["mount", "--rbind", "/sys", str(root / "sys")],
+        ["mount", "--make-rslave", str(root / "sys")],
         ["mount", "--rbind", "/dev", str(root / "dev")],
+        ["mount", "--make-rslave", str(root / "dev")],
     ]
     for folder in binds:
         target = root / str(folder).lstrip("/")
@@ -95,6 +109,15 @@ def mount_chroot(root: Path, binds=()) -> None:
         steps.append(["mount", "--bind", str(folder), str(target)])
     for cmd in steps:
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+
+def _remove_tree(root: Path) -> None:
+    """Delete a chroot folder, never while anything is still mounted under it (rmtree would walk
+    into the host's /dev or /sys)."""
+    unmount_all(root)
+    if _mounts_under(root):
+        raise RuntimeError(f"still mounted under {root}: {_mounts_under(root)}; not deleting it")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def ensure_trixie_root(root: Path = TRIXIE_ROOT, log=print) -> Path:
@@ -116,8 +139,7 @@ def ensure_trixie_root(root: Path = TRIXIE_ROOT, log=print) -> Path:
             timeout=600,
         )
     partial = root.with_name(root.name + ".partial")
-    unmount_all(partial)
-    shutil.rmtree(partial, ignore_errors=True)
+    _remove_tree(partial)
     partial.parent.mkdir(parents=True, exist_ok=True)
     log(f"debootstrap --variant=minbase trixie {partial}")
     started = time.monotonic()
@@ -162,7 +184,7 @@ def ensure_trixie_root(root: Path = TRIXIE_ROOT, log=print) -> Path:
             f"apt-get in the chroot failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
         )
     log(f"trixie chroot with Slurm 24.11 ready in {time.monotonic() - started:.0f} s")
-    shutil.rmtree(root, ignore_errors=True)
+    _remove_tree(root)
     os.replace(partial, root)
     marker.touch()
     return root

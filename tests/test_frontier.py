@@ -150,3 +150,9 @@ def test_plot_draws_the_reference_frontier_and_each_matched_difference():
     f = F.Frontier.from_points([10, 40, 100], [0.5, 0.7, 0.8])
     assert list(dotted[0].get_ydata()) == pytest.approx([f.at(20.0), 0.75])
     plt.close(fig)
+
+
+def test_a_variant_without_l0_says_so():
+    variant = pd.Series([0.7], index=[42])
+    result = F.matched_difference(float("nan"), variant, REF_L0, references([0.0]).iloc[:1], True)
+    assert result["verdict"] == F.NO_L0

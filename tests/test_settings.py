@@ -231,3 +231,34 @@ def test_bad_baselines_name_the_key(baselines, key, words):
             validate_config({"comparison_saes": {"enabled": False}, "baseline_saes": baselines})
         )
     assert f"config key '{key}'" in str(error.value) and words in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "baseline, words",
+    [
+        ({"release": "no_such_release", "sae_id": "x"}, "is not in SAE Lens's directory"),
+        (
+            {"release": "pythia-70m-deduped-res-sm", "sae_id": "blocks.9.hook_resid_post"},
+            "has no SAE 'blocks.9.hook_resid_post'",
+        ),
+        ({"release": "pythia-70m-deduped-res-sm"}, "release and sae_id go together"),
+    ],
+)
+def test_baseline_release_errors_name_the_key(baseline, words):
+    config = validate_config({"baseline_sae": baseline, "comparison_saes": {"enabled": False}})
+    with pytest.raises(ConfigError, match="'baseline_sae'") as caught:
+        build_variant_table(config)
+    assert words in str(caught.value)
+
+
+def test_reference_sae_named_like_a_variant_is_refused_naming_its_key():
+    config = validate_config(
+        {
+            "comparison_saes": {"enabled": False},
+            "reference_frontier": {
+                "local_saes": [{"name": "ihtp_k5", "local_dir": "d", "hook_layer": 4}]
+            },
+        }
+    )
+    with pytest.raises(ConfigError, match=r"'reference_frontier\.local_saes\.0\.name'"):
+        build_variant_table(config)

@@ -271,6 +271,15 @@ def comparison(merged: Merged, args) -> summary.Comparison:
         for _, row in table.iterrows()
         if isinstance(row.get("baseline"), str) and row["baseline"] in set(table["variant"])
     }
+    # a published SAE's hook point is known only once imported: pair it with the baseline on
+    # the same hook point (the variant table names the first baseline), if there is one
+    if "hook" in table and "family" in table:
+        baseline_on = {}
+        for _, row in table[table["family"] == "baseline"].iterrows():
+            baseline_on.setdefault(row["hook"], row["variant"])
+        for _, row in table[table["family"].isin(["comparison", "reference"])].iterrows():
+            if row["hook"] in baseline_on:
+                baseline_of[row["variant"]] = baseline_on[row["hook"]]
     return summary.Comparison(
         table=table,
         headlines=summary.headline_metrics(args.eval_types, args.threshold),

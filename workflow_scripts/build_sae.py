@@ -79,11 +79,14 @@ def build_published(variant: dict, model_name: str, output: Path) -> dict:
             f"{model_name!r}"
         )
     layer = source.get("hook_layer")  # baselines and local reference SAEs say theirs
-    if layer is not None and described["hook_layer"] != int(layer):
-        raise ValueError(
-            f"{where}: reads {described['hook_name']}, but its config entry says hook_layer "
-            f"{source['hook_layer']}"
-        )
+    if layer is not None:
+        from workflow_scripts.variant_table import baseline_hook
+
+        if described["hook_name"] != baseline_hook(source):
+            raise ValueError(
+                f"{where}: reads {described['hook_name']}, but its config entry says hook_layer "
+                f"{layer}, i.e. {baseline_hook(source)} (baselines are residual-stream SAEs)"
+            )
     hooks = source.get("baseline_hooks") or []
     if hooks and described["hook_name"] not in hooks:
         raise ValueError(

@@ -43,7 +43,8 @@ BELOW = "below the frontier"
 WITHIN = "within noise"
 OUTSIDE = "outside the reference range"
 ON = "on the frontier"
-NO_SEEDS = "no seed in common with the reference SAEs"
+NO_SEEDS = "no seed with a frontier at this L0 in common with the reference SAEs"
+NO_L0 = "no L0 (no core result)"
 NO_ESTIMATE_SUFFIX = " (measured once: no noise estimate)"
 COLUMNS = [
     "variant",
@@ -161,7 +162,9 @@ def matched_difference(
         "ci_high": math.nan,
         "n": 0,
     }
-    if math.isnan(variant_l0) or not frontier.contains(variant_l0):
+    if math.isnan(variant_l0):
+        return {**row, "verdict": NO_L0}
+    if not frontier.contains(variant_l0):
         return {**row, "verdict": OUTSIDE}
     row["frontier_value"] = frontier.at(variant_l0)
     sign = 1.0 if higher_is_better else -1.0

@@ -78,7 +78,10 @@ def load_local(folder: str, device: str = "cpu"):
 
     with patches.weights_only_loads():
         sae = SAE.load_from_disk(str(folder), device=device)
-    sae.fold_W_dec_norm()
+    try:  # as SAE Bench's load_and_format_sae (general_utils.py ~146): not every SAE can fold
+        sae.fold_W_dec_norm()
+    except NotImplementedError:
+        print(f"[published_saes] {folder}: its architecture cannot fold W_dec norms; kept as is")
     return sae
 
 
@@ -92,6 +95,20 @@ def dictionary_of(sae):
     from sae_bench.custom_saes.relu_sae import ReluSAE
 
     described = describe(sae)
+    norms = sae.W_dec.detach().float().norm(dim=-1)
+    if not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
+        raise ValueError(
+            f"the SAE Lens baseline on {described['hook_name']} has decoder rows of norm "
+            f"{float(norms.min()):.3g}-{float(norms.max()):.3g} after fold_W_dec_norm; the pursuit "
+            "encoder families need unit-norm atoms (docs/variants.md): choose another baseline"
+        )
+    normalize = getattr(sae.cfg, "normalize_activations", "none")
+    if normalize not in (None, "none"):
+        raise ValueError(
+            f"the SAE Lens baseline on {described['hook_name']} normalizes its input activations "
+            f"({normalize!r}); the pursuit encoder families read raw activations: choose "
+            "another baseline"
+        )
     base = ReluSAE(
         described["d_in"],
         described["d_sae"],

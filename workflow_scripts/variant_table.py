@@ -99,17 +99,9 @@ def build_variant_table(config: dict) -> list[Variant]:
             families.check_static(family)
     except families.FamilyError as error:
         raise ConfigError(str(error)) from None
-    directory_models = {
-        source["release"]: saelens_releases.release_directory().get(source["release"], {})
-        for _, source in bases
-        if source.get("release")
-    }
-    for release, entry in directory_models.items():
-        if entry.get("model") and not model_matches(entry["model"], config["model"]["name"]):
-            raise ConfigError(
-                f"config key 'baseline_sae(s).release': release {release!r} is for model "
-                f"{entry['model']!r}, but model.name is {config['model']['name']!r}"
-            )
+    for _, source in bases:
+        if source.get("release"):
+            _check_release(config, source)
     variants = []
     for base_id, source in bases:
         variants.append(Variant(base_id, "baseline", source=source, baseline=base_id))
@@ -140,7 +132,14 @@ def build_variant_table(config: dict) -> list[Variant]:
                 )
             )
     frontier = config["reference_frontier"]
-    for entry in frontier["local_saes"]:
+    taken = {v.id for v in variants}
+    for i, entry in enumerate(frontier["local_saes"]):
+        if entry["name"] in taken:
+            raise ConfigError(
+                f"config key 'reference_frontier.local_saes.{i}.name': {entry['name']!r} is "
+                "already a variant id"
+            )
+        taken.add(entry["name"])
         source = {"local_dir": entry["local_dir"], "hook_layer": entry["hook_layer"]}
         source.update(release=None, sae_id=None, baseline_hooks=hooks)
         variants.append(Variant(entry["name"], "reference", source=source, baseline=bases[0][0]))
@@ -165,6 +164,30 @@ def build_variant_table(config: dict) -> list[Variant]:
             raise ConfigError(f"config key 'sae_variants': duplicate variant id {variant.id!r}")
         seen.add(variant.id)
     return variants
+
+
+def _check_release(config: dict, source: dict) -> None:
+    """A baseline's SAE Lens release and sae_id exist in SAE Lens's directory and are for the
+    configured model (a HuggingFace repo id with a slash, which SAE Lens also loads, is left to
+    the import job)."""
+    key = "baseline_saes" if config.get("baseline_saes") else "baseline_sae"
+    release, sae_id = source["release"], source["sae_id"]
+    entry = saelens_releases.release_directory().get(release)
+    if entry is None:
+        if "/" in release:
+            return
+        raise ConfigError(f"config key '{key}': release {release!r} is not in SAE Lens's directory")
+    ids = [sae["id"] for sae in entry.get("saes", [])]
+    if sae_id not in ids:
+        raise ConfigError(
+            f"config key '{key}': release {release!r} has no SAE {sae_id!r} "
+            f"(e.g. {', '.join(ids[:3])})"
+        )
+    if entry.get("model") and not model_matches(entry["model"], config["model"]["name"]):
+        raise ConfigError(
+            f"config key '{key}': release {release!r} is for model {entry['model']!r}, but "
+            f"model.name is {config['model']['name']!r}"
+        )
 
 
 def _published(config: dict, key: str, section: dict) -> list:
