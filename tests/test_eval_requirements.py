@@ -28,6 +28,7 @@ def test_unlearning_refuses_a_missing_forget_corpus(tmp_path):
         tmp_path,
         eval_types={"unlearning": True},
         comparison_saes={"enabled": False},
+        reference_frontier={"sae_regex_pattern": None},  # the default's is for pythia-70m
         model={"name": "gemma-2-2b-it"},
         unlearning={"forget_corpus_path": str(tmp_path / "nowhere.jsonl")},
     )
@@ -43,6 +44,7 @@ def test_unlearning_with_its_requirements_is_planned(tmp_path):
         tmp_path,
         eval_types={"unlearning": True},
         comparison_saes={"enabled": False},
+        reference_frontier={"sae_regex_pattern": None},  # the default's is for pythia-70m
         model={"name": "gemma-2-2b-it"},
         unlearning={"forget_corpus_path": str(corpus)},
     )
