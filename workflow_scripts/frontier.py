@@ -230,7 +230,7 @@ def matched_table(
             continue
         for eval_type, metric, higher_is_better in metrics:
             ref_values = pd.DataFrame(
-                {r: statistics_series(by_seed, r, eval_type, metric) for r in refs}
+                {r: statistics.seed_series(by_seed, r, eval_type, metric) for r in refs}
             )
             try:
                 if ref_values.empty:
@@ -240,7 +240,7 @@ def matched_table(
                 notes.append(f"{hook}, {eval_type}.{metric}: {error}")
                 continue
             for variant in variants:
-                mine = statistics_series(by_seed, variant, eval_type, metric)
+                mine = statistics.seed_series(by_seed, variant, eval_type, metric)
                 if mine.dropna().empty:
                     continue
                 result = matched_difference(
@@ -257,10 +257,3 @@ def matched_table(
                     }
                 )
     return pd.DataFrame(rows, columns=COLUMNS), notes
-
-
-def statistics_series(by_seed: pd.Series, variant: str, eval_type: str, metric: str) -> pd.Series:
-    try:
-        return by_seed.loc[(variant, eval_type, metric)].astype("float64")
-    except KeyError:
-        return pd.Series(dtype="float64")

@@ -120,7 +120,9 @@ def matching_pursuit(
     """Matching pursuit with the Gram update; same result as matching_pursuit_reference.
 
     Without `gram`, the Gram is built only if it fits `gram_budget_bytes` (default
-    GRAM_BUDGET_BYTES, see `gram_fits`); otherwise the bounded-memory path below runs.
+    GRAM_BUDGET_BYTES, see `gram_fits`). Otherwise (wide SAEs) the same update takes the Gram rows
+    a step needs on the fly, G[j] = W[j] W^T, so c -= (v W[j]) W^T: one (T, d_in) x (d_in, d_sae)
+    matmul per step, like the reference but a chunk at a time, no d_sae^2 memory, same codes.
 
     Why: after r -= v W[j], the correlations change by exactly c -= v G[j] (G = W W^T), which costs
     O(d_sae) per token instead of the O(d_in d_sae) matmul, so a step is ~d_in times cheaper.
@@ -135,9 +137,12 @@ def matching_pursuit(
     """
     dt = compute_dtype(xc)
     W = W_dec.to(dt)  # (d_sae, d_in)
-    if gram is None and not gram_fits(W.shape[0], dt, gram_budget_bytes):
-        return matching_pursuit_bounded(xc, W_dec, steps, nonneg, chunk_tokens)
-    G = decoder_gram(W, dt) if gram is None else gram.to(dt)  # (d_sae, d_sae)
+    if gram is not None:
+        G = gram.to(dt)  # (d_sae, d_sae)
+    elif gram_fits(W.shape[0], dt, gram_budget_bytes):
+        G = decoder_gram(W, dt)
+    else:  # bounded memory: the Gram rows a step needs, made on the fly
+        G = None
     x = xc.reshape(-1, xc.shape[-1])  # (N, d_in)
     z = torch.zeros(x.shape[0], W.shape[0], dtype=dt, device=xc.device)  # (N, d_sae)
     with warnings.catch_warnings():
@@ -153,42 +158,10 @@ def matching_pursuit(
                 if nonneg:
                     v = v.clamp_min(0)
                 zs[rows, j] += v  # one pick per row per step, so no index collisions
-                _subtract_gram_rows(c, G, j, v)  # c -= v * G[j]
-    return z.reshape(*xc.shape[:-1], W.shape[0])
-
-
-def matching_pursuit_bounded(
-    xc: torch.Tensor,
-    W_dec: torch.Tensor,
-    steps: int,
-    nonneg: bool = False,
-    chunk_tokens: int = 1024,
-) -> torch.Tensor:
-    """Matching pursuit without the Gram, for dictionaries whose Gram does not fit in memory.
-
-    The same correlation update as `matching_pursuit`, c -= v G[j], with the needed Gram rows made
-    on the fly: G[j] = W[j] W^T, so c -= (v W[j]) W^T, one (T, d_in) x (d_in, d_sae) matmul per
-    step, like the reference, but on a chunk of tokens at a time. Same codes as the reference.
-    Extra memory (besides the returned codes): chunk_tokens x d_sae correlations and
-    chunk_tokens x d_in picked atoms; no d_sae^2 term.
-    xc: (..., d_in); W_dec: (d_sae, d_in). Returns z: (..., d_sae).
-    """
-    dt = compute_dtype(xc)
-    W = W_dec.to(dt)  # (d_sae, d_in)
-    x = xc.reshape(-1, xc.shape[-1])  # (N, d_in)
-    z = torch.zeros(x.shape[0], W.shape[0], dtype=dt, device=xc.device)  # (N, d_sae)
-    for start in range(0, x.shape[0], chunk_tokens):
-        xs = x[start : start + chunk_tokens].to(dt)  # (T, d_in)
-        zs = z[start : start + chunk_tokens]  # (T, d_sae) view into z
-        c = xs @ W.T  # (T, d_sae)
-        rows = torch.arange(xs.shape[0], device=xc.device)
-        for _ in range(steps):
-            j = _row_argmax(c, absolute=not nonneg)  # (T,)
-            v = c[rows, j]  # (T,)
-            if nonneg:
-                v = v.clamp_min(0)
-            zs[rows, j] += v
-            c.addmm_(v[:, None] * W[j], W.T, alpha=-1)  # c -= (v W[j]) W^T = v G[j]
+                if G is None:
+                    c.addmm_(v[:, None] * W[j], W.T, alpha=-1)  # c -= (v W[j]) W^T = v G[j]
+                else:
+                    _subtract_gram_rows(c, G, j, v)  # c -= v * G[j]
     return z.reshape(*xc.shape[:-1], W.shape[0])
 
 

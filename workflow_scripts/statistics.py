@@ -129,8 +129,8 @@ def versus_baseline(
         if variant == baseline:
             continue
         for eval_type, metric, higher_is_better in metrics:
-            mine = _series(by_seed, variant, eval_type, metric)
-            theirs = _series(by_seed, baseline, eval_type, metric)
+            mine = seed_series(by_seed, variant, eval_type, metric)
+            theirs = seed_series(by_seed, baseline, eval_type, metric)
             if mine.empty and theirs.empty:
                 continue
             row = {"variant": variant, "baseline": baseline, "eval_type": eval_type}
@@ -143,7 +143,8 @@ def versus_baseline(
     return pd.DataFrame(rows, columns=columns)
 
 
-def _series(by_seed: pd.Series, variant: str, eval_type: str, metric: str) -> pd.Series:
+def seed_series(by_seed: pd.Series, variant: str, eval_type: str, metric: str) -> pd.Series:
+    """One variant's values of one metric, indexed by seed (empty when it has none)."""
     try:
         return by_seed.loc[(variant, eval_type, metric)].astype("float64")
     except KeyError:

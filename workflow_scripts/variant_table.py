@@ -120,17 +120,18 @@ def build_variant_table(config: dict) -> list[Variant]:
                 )
 
     hooks = sorted({baseline_hook(source) for _, source in bases})
+
+    def published_variant(sae, family: str) -> Variant:
+        """A published SAE, checked in its import job against the baselines' hook points."""
+        source = {**sae.__dict__, "baseline_hooks": hooks}
+        return Variant(
+            comparison_id(sae.release, sae.sae_id), family, source=source, baseline=bases[0][0]
+        )
+
     comparison = config["comparison_saes"]
     if comparison["enabled"]:
         for sae in _published(config, "comparison_saes", comparison):
-            variants.append(
-                Variant(
-                    comparison_id(sae.release, sae.sae_id),
-                    "comparison",
-                    source={**sae.__dict__, "baseline_hooks": hooks},
-                    baseline=bases[0][0],
-                )
-            )
+            variants.append(published_variant(sae, "comparison"))
     frontier = config["reference_frontier"]
     taken = {v.id for v in variants}
     for i, entry in enumerate(frontier["local_saes"]):
@@ -147,14 +148,7 @@ def build_variant_table(config: dict) -> list[Variant]:
         known = {v.id for v in variants}
         for sae in _published(config, "reference_frontier", frontier):
             if comparison_id(sae.release, sae.sae_id) not in known:  # already a comparison SAE
-                variants.append(
-                    Variant(
-                        comparison_id(sae.release, sae.sae_id),
-                        "reference",
-                        source={**sae.__dict__, "baseline_hooks": hooks},
-                        baseline=bases[0][0],
-                    )
-                )
+                variants.append(published_variant(sae, "reference"))
 
     seen = set()
     for variant in variants:
