@@ -72,7 +72,7 @@ rule aggregate:
         threshold=config["visualization"]["headline_threshold"],
         config=json.dumps(config, sort_keys=True, default=str),
     shell:
-        '"$SAEBENCH_PYTHON" -m workflow_scripts.aggregate --variants {params.variants:q} --eval-types {params.eval_types}'
+        '"$SAEBENCH_PYTHON" -m workflow_scripts.results.collect --variants {params.variants:q} --eval-types {params.eval_types}'
         " --saes-dir {params.saes_dir} --evals-dir {params.evals_dir} --records-dir {params.records_dir}"
         " {params.seeds} --replicated {params.replicated} {params.ranking} {params.reference}"
         " --matched-csv {output.matched} --csv {output.csv} --json {output.json} --long-csv {output.long} --versus-csv {output.versus}"
@@ -119,7 +119,7 @@ rule plot:
         ranking=ranking_argument(),
         reference=reference_argument(),
     shell:
-        '"$SAEBENCH_PYTHON" -m workflow_scripts.plot_metrics --table {input.table} --long {input.long}'
+        '"$SAEBENCH_PYTHON" -m workflow_scripts.results.plots --table {input.table} --long {input.long}'
         " --versus {input.versus} --eval-types {params.eval_types}"
         " {params.ranking} {params.reference}"
         " --style {params.style:q} --threshold {params.threshold} --out-dir {params.out_dir} > {log} 2>&1"

@@ -15,12 +15,12 @@ sys.path.insert(0, workflow.basedir)
 
 from snakemake.exceptions import WorkflowError
 
-from workflow_scripts import hub_sources
+from workflow_scripts.plan import prefetch as prefetch_plans
 from workflow_scripts.evals import registry as eval_registry
-from workflow_scripts.headlines import ranking_problems
-from workflow_scripts.outputs import HEATMAP, l0_plot_name, plot_file_names
-from workflow_scripts.settings import ConfigError, validate_config
-from workflow_scripts.variant_table import (
+from workflow_scripts.plan.headlines import ranking_problems
+from workflow_scripts.plan.outputs import HEATMAP, l0_plot_name, plot_file_names
+from workflow_scripts.plan.config import ConfigError, validate_config
+from workflow_scripts.plan.variants import (
     build_variant_table,
     known_sae_widths,
     reference_ids,
@@ -41,7 +41,7 @@ except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 
 OUT = config["output_dir"]
-PREFETCH_PLAN = hub_sources.prefetch_plan(config, list(VARIANTS.values()), OUT)
+PREFETCH_PLAN = prefetch_plans.prefetch_plan(config, list(VARIANTS.values()), OUT)
 if config["hf_home"]:
     # every job (local or through sbatch) inherits the cache location
     os.environ.update(HF_HOME=os.path.abspath(config["hf_home"]))
@@ -147,7 +147,7 @@ def demo_inputs():
 
 def eval_job_settings(eval_type, seed=None):
     settings = eval_registry.job_settings(config, eval_type, seed)
-    return json.dumps(hub_sources.offline_job_settings(settings, PREFETCH_PLAN))
+    return json.dumps(prefetch_plans.offline_job_settings(settings, PREFETCH_PLAN))
 
 
 def eval_threads(wildcards):

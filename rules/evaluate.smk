@@ -27,7 +27,7 @@ rule evaluate:
         settings=lambda wc: eval_job_settings(wc.eval_type),
         artifacts=f"{OUT}/{config['activation_caching']['artifacts_dir']}",
     shell:
-        '"$SAEBENCH_PYTHON" -m workflow_scripts.evaluate --eval-type {wildcards.eval_type} --variant {wildcards.variant}'
+        '"$SAEBENCH_PYTHON" -m workflow_scripts.steps.evaluate --eval-type {wildcards.eval_type} --variant {wildcards.variant}'
         " --sae-dir {input.sae} --threads {threads} --settings {params.settings:q} --artifacts-root {params.artifacts}"
         " --output {output.result} --workflow-output {output.record} > {log} 2>&1"
 

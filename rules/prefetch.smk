@@ -14,7 +14,7 @@ rule prefetch:
     params:
         plan=json.dumps(PREFETCH_PLAN),
     shell:
-        '"$SAEBENCH_PYTHON" -m workflow_scripts.hub_sources --plan {params.plan:q} --manifest {output} > {log} 2>&1'
+        '"$SAEBENCH_PYTHON" -m workflow_scripts.steps.prefetch --plan {params.plan:q} --manifest {output} > {log} 2>&1'
 
 
 localrules:

@@ -20,7 +20,7 @@ rule import_sae:
         variant=lambda wc: variant_json(wc.imported),
         model=config["model"]["name"],
     shell:
-        '"$SAEBENCH_PYTHON" -m workflow_scripts.build_sae --variant {params.variant:q} --model-name {params.model:q}'
+        '"$SAEBENCH_PYTHON" -m workflow_scripts.steps.import_sae --variant {params.variant:q} --model-name {params.model:q}'
         " --output {output} > {log} 2>&1"
 
 
@@ -41,9 +41,8 @@ rule derive_sae:
         runtime=30,
     params:
         variant=lambda wc: variant_json(wc.derived),
-        model=config["model"]["name"],
     shell:
-        '"$SAEBENCH_PYTHON" -m workflow_scripts.build_sae --variant {params.variant:q} --model-name {params.model:q}'
+        '"$SAEBENCH_PYTHON" -m workflow_scripts.steps.derive_sae --variant {params.variant:q}'
         " --base {input.base} --output {output} > {log} 2>&1"
 
 

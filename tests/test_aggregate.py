@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from workflow_scripts.aggregate import merge, scalar_metrics
+from workflow_scripts.results.collect import merge, scalar_metrics
 
 
 def test_scalar_metrics_flatten_groups_and_skip_non_scalars():
@@ -76,8 +76,9 @@ import os  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from workflow_scripts import aggregate, outputs, plot_metrics, summary  # noqa: E402
-from workflow_scripts.summary import headline_metrics, rank_variants  # noqa: E402
+from workflow_scripts.plan import outputs  # noqa: E402
+from workflow_scripts.results import collect, plots, ranking  # noqa: E402
+from workflow_scripts.results.ranking import headline_metrics, rank_variants  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -115,7 +116,7 @@ def small_run(root, with_core_for_k5=True):
 def test_missing_pair_without_allow_missing_names_the_pair(tmp_path):
     variants = small_run(tmp_path, with_core_for_k5=False)
     with pytest.raises(
-        aggregate.MissingPairError, match=r"pair \(core, ihtp_k5\).*core/ihtp_k5.json is missing"
+        collect.MissingPairError, match=r"pair \(core, ihtp_k5\).*core/ihtp_k5.json is missing"
     ):
         merge(variants, tmp_path / "saes", tmp_path / "evals", ["core", "sparse_probing"])
 
@@ -123,7 +124,7 @@ def test_missing_pair_without_allow_missing_names_the_pair(tmp_path):
 def test_a_json_without_metrics_is_a_missing_pair(tmp_path):
     variants = small_run(tmp_path)
     write_pair(tmp_path, "core", "ihtp_k5", {})
-    with pytest.raises(aggregate.MissingPairError, match=r"\(core, ihtp_k5\).*has no metrics"):
+    with pytest.raises(collect.MissingPairError, match=r"\(core, ihtp_k5\).*has no metrics"):
         merge(variants, tmp_path / "saes", tmp_path / "evals", ["core", "sparse_probing"])
     table = merge(
         variants,
@@ -149,12 +150,12 @@ def test_allow_missing_marks_the_gap(tmp_path):
     assert math.isnan(row.loc["ihtp_k5", "core.sparsity.l0"])
     assert row.loc["ihtp_k5", "sparse_probing.sae.sae_top_1_test_accuracy"] == 0.75
     headlines = headline_metrics(["core", "sparse_probing"])
-    text = summary.markdown(
-        summary.Comparison(
+    text = ranking.markdown(
+        ranking.Comparison(
             table,
             headlines,
             ["core", "sparse_probing"],
-            long=aggregate.collect(
+            long=collect.collect(
                 variants,
                 tmp_path / "saes",
                 tmp_path / "evals",
@@ -188,11 +189,11 @@ def test_cli_fails_naming_the_pair_and_allow_missing_writes_everything(tmp_path,
         "--json",
         str(out / "metrics.json"),
         "--summary-md",
-        str(out / "summary.md"),
+        str(out / "ranking.md"),
         "--summary-rst",
-        str(out / "summary.rst"),
+        str(out / "ranking.rst"),
         "--summary-html",
-        str(out / "summary.html"),
+        str(out / "ranking.html"),
         "--config",
         '{"allow_missing": true}',
         "--config-dump",
@@ -200,14 +201,14 @@ def test_cli_fails_naming_the_pair_and_allow_missing_writes_everything(tmp_path,
         "--saebench-dir",
         str(tmp_path / "saebench"),
     ]
-    assert aggregate.main(args) == 1
+    assert collect.main(args) == 1
     assert "(core, ihtp_k5)" in capsys.readouterr().err and not (out / "metrics.csv").exists()
-    assert aggregate.main(args + ["--allow-missing"]) == 0
+    assert collect.main(args + ["--allow-missing"]) == 0
     records = json.loads((out / "metrics.json").read_text())
     assert [r["variant"] for r in records] == ["baseline", "ihtp_k5", "ihtp_k10"]
     assert records[1]["core.sparsity.l0"] is None and records[1]["missing"] == "core"
-    assert "missing" in (out / "summary.rst").read_text()
-    assert "<table" in (out / "summary.html").read_text()
+    assert "missing" in (out / "ranking.rst").read_text()
+    assert "<table" in (out / "ranking.html").read_text()
     assert "allow_missing: true" in (out / "config.yaml").read_text()
     # SAE Bench's own names: links for the pairs that exist, none for the missing one
     links = sorted(p.name for p in (tmp_path / "saebench").rglob("*_eval_results.json"))
@@ -306,14 +307,14 @@ def test_pareto_front():
     import numpy as np
 
     x, y = np.array([5.0, 10.0, 20.0, 30.0]), np.array([0.5, 0.4, 0.9, 0.8])
-    assert plot_metrics.pareto_front(x, y, higher_is_better=True) == [0, 2]
-    assert plot_metrics.pareto_front(x, y, higher_is_better=False) == [0, 1]
+    assert plots.pareto_front(x, y, higher_is_better=True) == [0, 2]
+    assert plots.pareto_front(x, y, higher_is_better=False) == [0, 1]
 
 
 def plot_table(tmp_path, eval_types, **kwargs):
     variants = small_run(tmp_path, **kwargs)
     table = merge(variants, tmp_path / "saes", tmp_path / "evals", eval_types, allow_missing=True)
-    return aggregate.ensure_columns(table, [h.column for h in headline_metrics(eval_types)])
+    return collect.ensure_columns(table, [h.column for h in headline_metrics(eval_types)])
 
 
 def assert_png(path):
@@ -335,7 +336,7 @@ def test_plots_render_with_gaps_core_only_and_without_core(tmp_path, eval_types)
         "colors": {"standard": "#1f77b4"},
     }  # ihtp: fallback colour
     assert (
-        plot_metrics.main(
+        plots.main(
             [
                 "--table",
                 str(csv),
@@ -374,14 +375,14 @@ def test_a_headline_threshold_the_eval_did_not_compute_is_an_error(tmp_path, cap
         "--csv",
         str(tmp_path / "metrics.csv"),
     ]
-    assert aggregate.main(args + ["--threshold", "50"]) == 1
+    assert collect.main(args + ["--threshold", "50"]) == 1
     err = capsys.readouterr().err
     assert (
         "scr.scr_metrics.scr_metric_threshold_50" in err
         and "n_values" in err
         and "scr_metric_threshold_10" in err
     )
-    assert aggregate.main(args + ["--threshold", "10"]) == 0
+    assert collect.main(args + ["--threshold", "10"]) == 0
 
 
 # --- replicates: synthetic seed spreads ----------------------------------------------------------
@@ -430,7 +431,7 @@ EVALS = ["core", "sparse_probing", "scr"]
 
 
 def merged_replicates(root, **kwargs):
-    return aggregate.collect(
+    return collect.collect(
         replicate_run(root, **kwargs),
         root / "saes",
         root / "evals",
@@ -460,7 +461,7 @@ def test_replicates_give_means_intervals_and_a_long_table(tmp_path):
 
 
 def test_a_missing_replicate_is_an_error_or_reported(tmp_path):
-    with pytest.raises(aggregate.MissingPairError, match=r"seed 43.*seed_43/mpsae_s20.json"):
+    with pytest.raises(collect.MissingPairError, match=r"seed 43.*seed_43/mpsae_s20.json"):
         merge(
             replicate_run(tmp_path, drop=("mpsae_s20", 43)),
             tmp_path / "saes",
@@ -471,7 +472,7 @@ def test_a_missing_replicate_is_an_error_or_reported(tmp_path):
         )
     merged = merged_replicates(tmp_path / "b", drop=("mpsae_s20", 43))
     assert ("scr", "mpsae_s20", 43) in merged.missing_replicates
-    compared = summary.Comparison(
+    compared = ranking.Comparison(
         merged.table,
         headline_metrics(EVALS),
         EVALS,
@@ -480,10 +481,10 @@ def test_a_missing_replicate_is_an_error_or_reported(tmp_path):
         baseline_of={"baseline": "baseline", "mpsae_s20": "baseline"},
         missing_replicates=merged.missing_replicates,
     )
-    text = summary.markdown(compared)
+    text = ranking.markdown(compared)
     assert "**Missing replicates**" in text and "scr/seed_43/mpsae_s20" in text
     assert "43 (baseline only)" in text  # the unpaired seed is named, not silently dropped
-    versus = summary.versus_baseline(compared).set_index("metric")
+    versus = ranking.versus_baseline(compared).set_index("metric")
     assert (
         versus.loc["scr_metrics.scr_metric_threshold_20", "n"] == 2
         and versus.loc["scr_metrics.scr_metric_threshold_20", "seeds"] == "42;44"
@@ -492,7 +493,7 @@ def test_a_missing_replicate_is_an_error_or_reported(tmp_path):
 
 def replicate_summary(root):
     merged = merged_replicates(root)
-    compared = summary.Comparison(
+    compared = ranking.Comparison(
         merged.table,
         headline_metrics(EVALS),
         EVALS,
@@ -500,7 +501,7 @@ def replicate_summary(root):
         seeds=SEEDS,
         baseline_of={"baseline": "baseline", "mpsae_s20": "baseline"},
     )
-    return compared, summary.markdown(compared)
+    return compared, ranking.markdown(compared)
 
 
 def test_summary_with_replicates_claims_only_what_is_outside_noise(tmp_path):
@@ -509,14 +510,14 @@ def test_summary_with_replicates_claims_only_what_is_outside_noise(tmp_path):
     line = next(row for row in text.splitlines() if "| baseline |" in row and "±" in row)
     assert "0.962 ± 0.017" in line  # probe mean ± t half-width
     # the probe difference is within noise: no bold in that column, both share rank 1 there
-    header, cells, bold = summary.summary_rows(compared)
+    header, cells, bold = ranking.summary_rows(compared)
     column = header.index("top-1 SAE probe accuracy ↑")
     assert not any(marks[column] for marks in bold)
     # SCR: shown with its reliability mark, never ranked by default
     assert any(h.startswith("SCR (top 20 latents) ↑†") for h in header)
     assert "fails the audit's reliability tests" in text
     # versus baseline: SCR clearly better when paired, probe within noise
-    versus = summary.versus_baseline(compared).set_index("metric")
+    versus = ranking.versus_baseline(compared).set_index("metric")
     assert versus.loc["scr_metrics.scr_metric_threshold_20", "verdict"] == "better"
     assert versus.loc["sae.sae_top_1_test_accuracy", "verdict"] == "within noise"
     assert versus.loc["workflow_reconstruction.explained_variance_centered", "verdict"] == (
@@ -524,19 +525,19 @@ def test_summary_with_replicates_claims_only_what_is_outside_noise(tmp_path):
     )
     assert "## Versus the baseline point" in text and "(better, n=3)" in text
     # ranking: probe within noise -> shared rank; EV (core, measured once) by value -> mpsae wins
-    ranked = summary.rank_variants(compared.table, compared.headlines, compared)
+    ranked = ranking.rank_variants(compared.table, compared.headlines, compared)
     assert list(ranked["variant"]) == ["mpsae_s20", "baseline"]
     assert list(ranked["mean_rank"]) == pytest.approx([1.0, 4 / 3])  # EV 1|2, probe 1|1, CE 1|1
 
 
 def test_summary_with_one_seed_says_there_is_no_noise_estimate(tmp_path):
-    merged = aggregate.collect(
+    merged = collect.collect(
         replicate_run(tmp_path),
         tmp_path / "saes",
         tmp_path / "evals",
         EVALS,
     )
-    compared = summary.Comparison(
+    compared = ranking.Comparison(
         merged.table,
         headline_metrics(EVALS),
         EVALS,
@@ -544,10 +545,10 @@ def test_summary_with_one_seed_says_there_is_no_noise_estimate(tmp_path):
         seeds=[42],
         baseline_of={"baseline": "baseline", "mpsae_s20": "baseline"},
     )
-    text = summary.markdown(compared)
+    text = ranking.markdown(compared)
     assert "**One seed (42): no noise estimate exists.**" in text
     assert "replicates.seeds" in text
-    header, cells, bold = summary.summary_rows(compared)
+    header, cells, bold = ranking.summary_rows(compared)
     probe = header.index("top-1 SAE probe accuracy ↑")
     ev = header.index("explained variance ↑")
     assert not any(marks[probe] for marks in bold)  # 0.958 vs 0.942: one seed, not bolded
@@ -559,10 +560,10 @@ def test_summary_with_one_seed_says_there_is_no_noise_estimate(tmp_path):
 def test_ranking_metrics_from_the_config_replace_the_default(tmp_path):
     compared, _ = replicate_summary(tmp_path)
     compared.ranking = ["scr.scr_metrics.scr_metric_threshold_20"]
-    ranked = summary.rank_variants(compared.table, compared.headlines, compared)
+    ranked = ranking.rank_variants(compared.table, compared.headlines, compared)
     assert list(ranked["variant"]) == ["mpsae_s20", "baseline"]  # paired SCR win counts
     assert list(ranked["rank"]) == [1, 2]
-    header, _, _ = summary.summary_rows(compared)
+    header, _, _ = ranking.summary_rows(compared)
     assert "SCR (top 20 latents) ↑" in header and "explained variance ↑†" in header
 
 
@@ -574,8 +575,8 @@ def test_cli_writes_long_and_versus_tables(tmp_path):
     args += ["--main-seed", "42", "--extra-seeds", "43", "44"]
     args += ["--replicated", "sparse_probing", "scr", "--csv", str(out / "metrics.csv")]
     args += ["--long-csv", str(out / "long.csv"), "--versus-csv", str(out / "versus.csv")]
-    args += ["--summary-md", str(out / "summary.md")]
-    assert aggregate.main(args) == 0
+    args += ["--summary-md", str(out / "ranking.md")]
+    assert collect.main(args) == 0
     long = pd.read_csv(out / "long.csv")
     assert len(long[(long["eval_type"] == "scr")]) == 6  # 2 variants x 3 seeds
     versus = pd.read_csv(out / "versus.csv")
@@ -594,7 +595,7 @@ def test_plots_draw_intervals_and_verdicts_with_replicates(tmp_path, monkeypatch
     args += ["--main-seed", "42", "--extra-seeds", "43", "44", "--replicated"]
     args += ["sparse_probing", "scr", "--csv", str(out / "metrics.csv")]
     args += ["--long-csv", str(out / "long.csv"), "--versus-csv", str(out / "versus.csv")]
-    assert aggregate.main(args) == 0
+    assert collect.main(args) == 0
     drawn, texts = [], []
     original_errorbar, original_text = matplotlib.axes.Axes.errorbar, matplotlib.axes.Axes.text
 
@@ -608,12 +609,12 @@ def test_plots_draw_intervals_and_verdicts_with_replicates(tmp_path, monkeypatch
 
     monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
     monkeypatch.setattr(matplotlib.axes.Axes, "text", text)
-    plots = tmp_path / "plots"
+    plots_dir = tmp_path / "plots"
     cli = ["--table", str(out / "metrics.csv"), "--long", str(out / "long.csv")]
-    cli += ["--versus", str(out / "versus.csv"), "--eval-types", *EVALS, "--out-dir", str(plots)]
-    assert plot_metrics.main(cli) == 0
+    cli += ["--versus", str(out / "versus.csv"), "--eval-types", *EVALS, "--out-dir", str(plots_dir)]
+    assert plots.main(cli) == 0
     for name in outputs.plot_file_names(EVALS):
-        assert_png(plots / name)
+        assert_png(plots_dir / name)
     titles = {title for title, _, _ in drawn}
     assert titles == {"top-1 SAE probe accuracy", "SCR (top 20 latents)"}  # not core: one value
     probe = [d for d in drawn if d[0] == "top-1 SAE probe accuracy"]

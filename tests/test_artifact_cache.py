@@ -3,7 +3,7 @@
 import multiprocessing
 import time
 
-from workflow_scripts.artifact_cache import cache_folder, shared_cache
+from workflow_scripts.evals.artifact_cache import cache_folder, shared_cache
 
 
 def fill_or_read(folder, log):

@@ -159,17 +159,18 @@ def test_centered_explained_variance_equals_a_direct_computation(demo_run, monke
     import sae_bench.evals.core.main as core_main
     from transformers import AutoTokenizer
 
-    from workflow_scripts import sae_io, settings
     from workflow_scripts.evals import core, patches, registry
     from workflow_scripts.evals.base import EvalJob
     from workflow_scripts.evals.local_loaders import load_local_model
     from workflow_scripts.evals.reconstruction import ReconstructionStats
+    from workflow_scripts.plan.config import validate_config
+    from workflow_scripts.saes import sae_folder
 
     workdir = demo_run["workdir"]
     monkeypatch.chdir(workdir)  # the demo config's paths are relative to the run's folder
-    config = settings.validate_config(yaml.safe_load(demo_run["config"].read_text()))
+    config = validate_config(yaml.safe_load(demo_run["config"].read_text()))
     job_settings = registry.job_settings(config, "core")
-    sae = sae_io.load_sae(workdir / "results" / "saes" / "baseline", device="cpu")
+    sae = sae_folder.load_sae(workdir / "results" / "saes" / "baseline", device="cpu")
     model_dir = config["model"]["local_dir"]
     stats = ReconstructionStats(keep_batches=True)
     job = EvalJob("core", sae, "baseline", job_settings, workdir / "direct_core", None)

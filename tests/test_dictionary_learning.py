@@ -17,8 +17,8 @@ import sys
 import pytest
 import torch
 
-from workflow_scripts import sae_io
-from workflow_scripts.dictionary_learning import CheckpointError, load_dictionary_learning_sae
+from workflow_scripts.saes import sae_folder
+from workflow_scripts.saes.dictionary_learning import CheckpointError, load_dictionary_learning_sae
 
 D_IN, D_SAE = 8, 32
 MODEL = "pythia-70m-deduped"
@@ -136,8 +136,8 @@ def test_every_trainer_loads_like_saebench_and_survives_the_sae_folder(
     for name, value in reference.state_dict().items():
         torch.testing.assert_close(ours.state_dict()[name], value, msg=name)
 
-    folder = sae_io.save_sae(ours, tmp_path / "sae")
-    again = sae_io.load_sae(folder)
+    folder = sae_folder.save_sae(ours, tmp_path / "sae")
+    again = sae_folder.load_sae(folder)
     assert again.cfg.architecture == ours.cfg.architecture and type(again) is type(ours)
     torch.testing.assert_close(again.encode(x), codes)
     for name in ("k", "threshold", "r_mag", "gate_bias", "b_mag"):

@@ -230,7 +230,9 @@ def test_scheduler_environment_plans_a_slurm_run_without_the_saebench_environmen
         f"saebench_python={absent}",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    steps = re.findall(r"^Shell command: (.*) -m workflow_scripts\.evaluate ", result.stdout, re.M)
+    steps = re.findall(
+        r"^Shell command: (.*) -m workflow_scripts\.steps\.evaluate ", result.stdout, re.M
+    )
     assert steps == ['"$SAEBENCH_PYTHON"'] * N_DEFAULT_EVALS  # the SAE Bench env's interpreter
 
 
@@ -259,7 +261,7 @@ def test_jobs_run_their_python_steps_with_the_configured_interpreter(tmp_path):
     assert (
         lines[0].startswith("-c ") and "sae_bench" in lines[0]
     )  # onstart: can it import SAE Bench?
-    assert any(line.startswith("-m workflow_scripts.hub_sources --plan ") for line in lines[1:])
+    assert any(line.startswith("-m workflow_scripts.steps.prefetch --plan ") for line in lines[1:])
     assert (tmp_path / "results" / "prefetch" / "manifest.json").is_file()
 
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 from sae_bench.custom_saes.relu_sae import ReluSAE
 
-from workflow_scripts import evaluate, sae_io
 from workflow_scripts.evals import registry
+from workflow_scripts.saes import sae_folder
+from workflow_scripts.steps import evaluate
 
 
 @pytest.fixture
@@ -17,7 +18,7 @@ def sae_dir(tmp_path):
         d_in=4, d_sae=8, model_name="demo-tiny-lm", hook_layer=1, device="cpu", dtype=torch.float32
     )
     sae.cfg.architecture = "standard"
-    return sae_io.save_sae(sae, tmp_path / "saes" / "baseline")
+    return sae_folder.save_sae(sae, tmp_path / "saes" / "baseline")
 
 
 def settings(eval_type="core"):

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from conftest import REPO
-from workflow_scripts import families, sae_io
-from workflow_scripts.settings import ConfigError, validate_config
-from workflow_scripts.variant_table import build_variant_table
+from workflow_scripts.plan import families
+from workflow_scripts.plan.config import ConfigError, validate_config
+from workflow_scripts.plan.variants import build_variant_table
+from workflow_scripts.saes import sae_folder
+from workflow_scripts.saes.family_classes import check_contract, load_class
 
 EXAMPLE = f"{REPO}/docs/examples/topk_correlation.py:TopKCorrelationSAE"
 
@@ -36,7 +38,7 @@ def test_outside_family_joins_the_variant_table():
         ("topk_corr_k16", "topk_corr", 16),
     ]
     builtin = variants[1].source
-    assert builtin["class"] == "workflow_scripts.variant_saes:MPSAE"  # the same mechanism
+    assert builtin["class"] == "workflow_scripts.saes.encoders:MPSAE"  # the same mechanism
     assert variants[2].source["config_key"] == "encoder_families.topk_corr"
 
 
@@ -96,8 +98,8 @@ def test_builtin_names_are_reserved():
 
 
 def test_the_contract_is_checked_when_built(tmp_path):
-    cls = families.load_class(EXAMPLE)
-    families.check_contract(cls, "k", "encoder_families.topk_corr")  # the example follows it
+    cls = load_class(EXAMPLE)
+    check_contract(cls, "k", "encoder_families.topk_corr")  # the example follows it
     source = tmp_path / "wrong_init.py"
     source.write_text(
         "from sae_bench.custom_saes.base_sae import BaseSAE\n\n"
@@ -106,29 +108,27 @@ def test_the_contract_is_checked_when_built(tmp_path):
         "    def encode(self, x):\n        return x\n"
     )
     with pytest.raises(families.FamilyError) as error:
-        families.check_contract(
-            families.load_class(f"{source}:WrongInit"), "k", "encoder_families.w"
-        )
+        check_contract(load_class(f"{source}:WrongInit"), "k", "encoder_families.w")
     assert "config key 'encoder_families.w.class'" in str(error.value)
     assert "__init__ takes ['k', 'd_in', 'd_sae']" in str(error.value)
     with pytest.raises(families.FamilyError, match="not a subclass of sae_bench"):
-        families.check_contract(int, "k", "encoder_families.w")
+        check_contract(int, "k", "encoder_families.w")
 
 
 def test_outside_family_saves_and_loads_through_the_sae_folder(tmp_path):
     from sae_bench.custom_saes.relu_sae import ReluSAE
 
-    from workflow_scripts.variant_saes import derive_variant
+    from workflow_scripts.saes.derive import derive_variant
 
     base = ReluSAE(16, 64, "demo-tiny-lm", 1, torch.device("cpu"), torch.float32)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         base.W_dec.copy_(torch.nn.functional.normalize(torch.randn(64, 16, generator=g), dim=1))
         base.b_dec.copy_(torch.randn(16, generator=g))
-    cls = families.load_class(EXAMPLE)
+    cls = load_class(EXAMPLE)
     sae = derive_variant("topk_corr", 5, base, cls=cls)
-    sae_io.save_sae(sae, tmp_path / "sae", metadata={"class": EXAMPLE})
-    loaded = sae_io.load_sae(tmp_path / "sae")
+    sae_folder.save_sae(sae, tmp_path / "sae", metadata={"class": EXAMPLE})
+    loaded = sae_folder.load_sae(tmp_path / "sae")
     assert type(loaded).__name__ == "TopKCorrelationSAE" and int(loaded.k) == 5
     x = torch.randn(2, 7, 16, generator=g)
     codes = loaded.encode(x)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts import frontier as F
+from workflow_scripts.results import frontier as F
 
 
 def test_interpolates_linearly_in_log_l0_between_pareto_points():
@@ -122,9 +122,9 @@ def test_plot_draws_the_reference_frontier_and_each_matched_difference():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from workflow_scripts import plot_metrics, summary
+    from workflow_scripts.results import plots, ranking
 
-    (ev,) = [h for h in summary.headline_metrics(["core"]) if "explained" in h.label.lower()]
+    (ev,) = [h for h in ranking.headline_metrics(["core"]) if "explained" in h.label.lower()]
     table = pd.DataFrame(
         {
             "variant": ["ref_a", "ref_b", "ref_c", "inside", "outside"],
@@ -138,9 +138,9 @@ def test_plot_draws_the_reference_frontier_and_each_matched_difference():
             ev.column: [0.5, 0.7, 0.8, 0.75, 0.9],
         }
     )
-    style = plot_metrics.Style({}, sorted(table["architecture"].unique()))
+    style = plots.Style({}, sorted(table["architecture"].unique()))
     fig, ax = plt.subplots()
-    handles = plot_metrics.scatter_panel(ax, table, ev, style, ["ref_a", "ref_b", "ref_c"])
+    handles = plots.scatter_panel(ax, table, ev, style, ["ref_a", "ref_b", "ref_c"])
     labels = [h.get_label() for h in handles]
     assert any(label.startswith("reference frontier") for label in labels)
     assert "matched-L0 difference to the frontier" in labels

@@ -12,8 +12,8 @@ import torch
 from test_dictionary_learning import D_IN, D_SAE, write_checkpoint
 
 from conftest import REPO, run_snakemake, snakemake_env
-from workflow_scripts import sae_io
-from workflow_scripts.saelens_releases import resolve
+from workflow_scripts.plan.releases import resolve
+from workflow_scripts.saes import sae_folder
 
 REPO_ID = "canrager/lm_sae"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -34,7 +34,7 @@ def build(tmp_path, hf_home, variant, model="pythia-70m-deduped"):
     cmd = [
         sys.executable,
         "-m",
-        "workflow_scripts.build_sae",
+        "workflow_scripts.steps.import_sae",
         "--variant",
         json.dumps(variant),
         "--model-name",
@@ -61,7 +61,7 @@ def test_relu_baseline_from_offline_hub_cache(tmp_path):
         tmp_path, hf_home, baseline("sweep_standard/resid_post_layer_4/trainer_8/ae.pt")
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    sae = sae_io.load_sae(out)
+    sae = sae_folder.load_sae(out)
     assert sae.cfg.architecture == "standard" and sae.cfg.hook_layer == 4
     torch.testing.assert_close(sae.W_dec.data, state["decoder.weight"].T)
     torch.testing.assert_close(sae.b_enc.data, state["encoder.bias"])
@@ -87,7 +87,7 @@ def comparison(hooks=("blocks.4.hook_resid_post",)):
 def test_published_sae_loads_through_saelens_from_offline_hub_cache(tmp_path, monkeypatch):
     """Where SAE Lens's directory expects it: a config-only folder with the release's ids, and
     the SAE it stands for encodes like SAE Bench's own TopK loader."""
-    from workflow_scripts.dictionary_learning import load_dictionary_learning_sae
+    from workflow_scripts.saes.dictionary_learning import load_dictionary_learning_sae
 
     hf_home = tmp_path / "hf"
     hub_cache(hf_home, TOPK_PATH, trainer_class="TopKTrainer", k=3)
@@ -109,7 +109,7 @@ def test_published_sae_loads_through_saelens_from_offline_hub_cache(tmp_path, mo
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
-    sae = sae_io.load_sae(out)
+    sae = sae_folder.load_sae(out)
     snapshot = hf_home / "hub" / "models--canrager--lm_sae" / "snapshots" / COMMIT / TOPK_PATH
     reference = load_dictionary_learning_sae(snapshot / "ae.pt", "pythia-70m-deduped", 4)
     x = torch.randn(16, D_IN, generator=torch.Generator().manual_seed(0))
@@ -185,7 +185,7 @@ def test_saelens_baseline_gives_its_folded_dictionary_to_derived_variants(tmp_pa
         "param_name": "k",
         "param": 3,
         "source": {
-            "class": "workflow_scripts.variant_saes:IHTPSAE",
+            "class": "workflow_scripts.saes.encoders:IHTPSAE",
             "config_key": "sae_variants.ihtp",
         },
     }
@@ -193,11 +193,9 @@ def test_saelens_baseline_gives_its_folded_dictionary_to_derived_variants(tmp_pa
     cmd = [
         sys.executable,
         "-m",
-        "workflow_scripts.build_sae",
+        "workflow_scripts.steps.derive_sae",
         "--variant",
         json.dumps(variant),
-        "--model-name",
-        "pythia-70m-deduped",
         "--output",
         str(out),
         "--base",
@@ -206,7 +204,7 @@ def test_saelens_baseline_gives_its_folded_dictionary_to_derived_variants(tmp_pa
     env = snakemake_env({"HF_HOME": str(hf_home), **OFFLINE, "PYTHONPATH": str(REPO)})
     derived = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert derived.returncode == 0, derived.stderr[-3000:]
-    ihtp = sae_io.load_sae(out)
+    ihtp = sae_folder.load_sae(out)
     sae.fold_W_dec_norm()
     torch.testing.assert_close(ihtp.W_dec.data, sae.W_dec.data)
     torch.testing.assert_close(ihtp.W_dec.norm(dim=1), torch.ones(D_SAE))
@@ -306,7 +304,7 @@ def test_gpu_job_without_cache_fails_fast_with_prefetch_hint(tmp_path):
         dtype=torch.float32,
     )
     sae.cfg.architecture = "standard"
-    sae_dir = sae_io.save_sae(sae, tmp_path / "saes" / "baseline")
+    sae_dir = sae_folder.save_sae(sae, tmp_path / "saes" / "baseline")
     settings = {
         "eval_type": "core",
         "section": "core_eval",
@@ -326,7 +324,7 @@ def test_gpu_job_without_cache_fails_fast_with_prefetch_hint(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "workflow_scripts.evaluate",
+        "workflow_scripts.steps.evaluate",
         "--eval-type",
         "core",
         "--variant",
@@ -368,7 +366,7 @@ def test_prefetch_records_files_and_never_the_token(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "workflow_scripts.hub_sources",
+        "workflow_scripts.hub",
         "--plan",
         json.dumps(plan),
         "--manifest",
@@ -405,7 +403,7 @@ def test_a_baseline_download_without_network_names_the_file_and_the_prefetch_ste
         [
             sys.executable,
             "-m",
-            "workflow_scripts.build_sae",
+            "workflow_scripts.steps.import_sae",
             "--variant",
             json.dumps(variant),
             "--model-name",

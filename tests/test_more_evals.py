@@ -17,7 +17,7 @@ import yaml
 from conftest import REPO, run_snakemake, seed_demo_assets, write_config
 from workflow_scripts.evals import absorption, sparse_probing
 from workflow_scripts.evals.registry import REGISTRY
-from workflow_scripts.evaluate import OFFLINE_VARIABLES
+from workflow_scripts.steps.evaluate import OFFLINE_VARIABLES
 
 DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
 EVAL_TYPES = ["absorption", "sparse_probing_sae_probes"]
@@ -125,7 +125,7 @@ def test_absorption_probe_cache_is_under_the_artifacts_folder(demo_run):
 def test_absorption_silent_empty_result_fails_with_its_reason(in_demo):
     """SAE Bench returns {} when too few letters have a good probe; the job fails saying so.
     The changed setting also gets a probe cache of its own."""
-    from workflow_scripts import evaluate
+    from workflow_scripts.steps import evaluate
 
     artifacts = in_demo / "results" / "artifacts"
     before = probe_files(artifacts)
@@ -149,7 +149,8 @@ def test_absorption_silent_empty_result_fails_with_its_reason(in_demo):
 
 
 def test_absorption_cache_key_follows_model_layer_and_settings():
-    from workflow_scripts import artifact_cache, evaluate
+    from workflow_scripts.evals import artifact_cache
+    from workflow_scripts.steps import evaluate
 
     sae = SimpleNamespace(cfg=SimpleNamespace(hook_name="blocks.1.hook_resid_post"))
     other_layer = SimpleNamespace(cfg=SimpleNamespace(hook_name="blocks.0.hook_resid_post"))
@@ -223,7 +224,7 @@ class FakeJudge:
 def test_autointerp_with_a_fake_judge(in_demo, monkeypatch, capfd):
     import sae_bench.evals.autointerp.main as autointerp
 
-    from workflow_scripts import evaluate
+    from workflow_scripts.steps import evaluate
 
     secret = "sk-test-NEVER-LOGGED-4242"
     monkeypatch.setenv("DEMO_JUDGE_KEY", secret)

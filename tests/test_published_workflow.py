@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import run_snakemake, seed_demo_assets, write_config
-from workflow_scripts.saelens_releases import resolve
+from workflow_scripts.plan.releases import resolve
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -148,7 +148,7 @@ def test_published_sae_result_carries_release_ids_and_equals_saebench_runner(
     from huggingface_hub import constants
 
     from workflow_scripts.evals import patches
-    from workflow_scripts.settings import validate_config
+    from workflow_scripts.plan.config import validate_config
 
     config = validate_config(yaml.safe_load(run["settings"].read_text()))
     core = config["core_eval"]

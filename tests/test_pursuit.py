@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from workflow_scripts import pursuit as P
+from workflow_scripts.saes import pursuit as P
 
 
 def unit_dict(d_sae, d_in, seed=0, dtype=torch.float64):
@@ -63,7 +63,7 @@ def test_mp_without_room_for_the_gram_gives_the_reference_codes(nonneg, monkeypa
 
 def test_mpsae_takes_the_bounded_path_past_the_budget(monkeypatch):
     """MPSAE caches the Gram when it fits the budget and holds none when it does not."""
-    from workflow_scripts.variant_saes import MPSAE
+    from workflow_scripts.saes.encoders import MPSAE
 
     sae = MPSAE(16, 64, 5, "m", 0, device="cpu", dtype=torch.float32)
     sae.W_dec.data.copy_(unit_dict(64, 16, dtype=torch.float32))
@@ -229,13 +229,13 @@ def test_nonneg_mp_stops_adding_when_all_correlations_are_negative():
 
 
 def test_bench_script_runs_small_and_ends_with_result_line(capsys):
-    from workflow_scripts import bench_variants
+    from workflow_scripts.tools import bench_pursuit
 
     args = (
         "--d-in 16 --d-sae 64 --seqs 3 --seq-len 8 --steps 5 --k 2 --repeats 1 "
         "--ref-mp-tokens 8 --ref-ihtp-seqs 2"
     )
-    out = bench_variants.main(args.split())
+    out = bench_pursuit.main(args.split())
     lines = capsys.readouterr().out.strip().splitlines()
     assert (
         lines[-1]
@@ -245,11 +245,11 @@ def test_bench_script_runs_small_and_ends_with_result_line(capsys):
 
 
 def test_bench_wide_case_reports_memory_and_ratio(capsys, monkeypatch):
-    from workflow_scripts import bench_variants
+    from workflow_scripts.tools import bench_pursuit
 
     monkeypatch.setattr(P, "GRAM_BUDGET_BYTES", 64 * 64 * 4 - 1)  # a 64-latent Gram "too wide"
     args = "--wide --d-in 16 --d-sae 64 --seqs 2 --seq-len 8 --steps 3 --repeats 1"
-    out = bench_variants.main(args.split())
+    out = bench_pursuit.main(args.split())
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith(f"RESULT wide_mp_vs_relu={out['wide_mp_vs_relu']:.3f} ")
     assert out["gram_bytes"] == 64 * 64 * 4 and out["wide_mp_peak_bytes"] >= 0

@@ -136,7 +136,7 @@ def test_summary_leads_with_matched_l0_verdicts_against_the_sweep_frontier(run):
     """Three reference SAEs (the two baselines and the sweep's sparsest) make the frontier; every
     derived variant is compared with it at its own L0, with a 95% interval over the seeds for the
     seed-dependent metric and a verdict that never extrapolates."""
-    from workflow_scripts import frontier
+    from workflow_scripts.results import frontier
 
     merged = run["out"] / "merged"
     matched = pd.read_csv(merged / "matched_l0.csv")

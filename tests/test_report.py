@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from conftest import REPO, run_snakemake, seed_demo_assets, write_config
-from workflow_scripts.outputs import plot_file_names
-from workflow_scripts.summary import headline_metrics
+from workflow_scripts.plan.outputs import plot_file_names
+from workflow_scripts.results.ranking import headline_metrics
 
 DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
 EVAL_TYPES = ["core", "sparse_probing"]

@@ -8,9 +8,10 @@ from sae_bench.custom_saes.jumprelu_sae import JumpReluSAE
 from sae_bench.custom_saes.relu_sae import ReluSAE
 from sae_bench.custom_saes.topk_sae import TopKSAE
 
-from workflow_scripts import sae_io
-from workflow_scripts.sae_io import load_sae, save_sae
-from workflow_scripts.variant_saes import VARIANT_FAMILIES, derive_variant
+from workflow_scripts.saes import sae_folder
+from workflow_scripts.saes.architectures import family_class
+from workflow_scripts.saes.derive import derive_variant
+from workflow_scripts.saes.sae_folder import load_sae, save_sae
 
 D_IN, D_SAE = 16, 64
 
@@ -42,7 +43,7 @@ def test_variant_round_trip_gives_identical_codes(tmp_path, family, param):
     sae = derive_variant(family, param, relu_sae())
     folder = save_sae(sae, tmp_path / "v", metadata={"variant_id": f"{family}_{param}"})
     cfg = json.loads((folder / "config.json").read_text())
-    pname = VARIANT_FAMILIES[family].param_name
+    pname = family_class(family).param_name
     assert cfg == {
         "architecture": family,
         "d_in": D_IN,
@@ -100,7 +101,7 @@ def test_failed_write_leaves_no_folder(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt  # like a job killed while writing
 
-    monkeypatch.setattr(sae_io, "save_file", boom)
+    monkeypatch.setattr(sae_folder, "save_file", boom)
     with pytest.raises(KeyboardInterrupt):
         save_sae(relu_sae(), tmp_path / "v")
     assert list(tmp_path.iterdir()) == []

@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from workflow_scripts.settings import ConfigError, validate_config
-from workflow_scripts.variant_table import build_variant_table, reference_ids
+from workflow_scripts.plan.config import ConfigError, validate_config
+from workflow_scripts.plan.variants import build_variant_table, reference_ids
 
 
 def load(name):

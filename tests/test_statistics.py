@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from workflow_scripts import statistics as S
+from workflow_scripts.results import replicates as S
 
 T_975_DF2 = 4.302652729911275  # Student t quantile, 0.975, 2 degrees of freedom (tables)
 

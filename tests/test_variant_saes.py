@@ -6,14 +6,10 @@ import torch
 from sae_bench.custom_saes.relu_sae import ReluSAE
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from workflow_scripts import pursuit as P
-from workflow_scripts.variant_saes import (
-    IHTPSAE,
-    MPSAE,
-    VARIANT_FAMILIES,
-    MPSAENonNeg,
-    derive_variant,
-)
+from workflow_scripts.saes import pursuit as P
+from workflow_scripts.saes.architectures import REGISTRY, family_class
+from workflow_scripts.saes.derive import derive_variant
+from workflow_scripts.saes.encoders import IHTPSAE, MPSAE, MPSAENonNeg
 
 D_IN, D_SAE = 16, 64
 
@@ -31,11 +27,14 @@ def relu_sae(seed=0, d_in=D_IN, d_sae=D_SAE, dtype=torch.float32):
 
 
 def test_registry_lists_the_three_families():
-    assert {f: (v.cls, v.param_name, v.architecture) for f, v in VARIANT_FAMILIES.items()} == {
+    families = {f: family_class(f) for f in ("ihtp", "mpsae", "mpsae_nonneg")}
+    assert {f: (c, c.param_name, c.architecture) for f, c in families.items()} == {
         "ihtp": (IHTPSAE, "k", "ihtp"),
         "mpsae": (MPSAE, "s", "mpsae"),
         "mpsae_nonneg": (MPSAENonNeg, "s", "mpsae_nonneg"),
     }
+    for family, cls in families.items():  # registered as architectures, by their own label
+        assert REGISTRY[family].cls is cls and REGISTRY[family].positional == (cls.param_name,)
 
 
 @pytest.mark.parametrize("family,param", [("ihtp", 3), ("mpsae", 7), ("mpsae_nonneg", 5)])
@@ -43,14 +42,14 @@ def test_derive_variant_copies_weights_and_config(family, param):
     base = relu_sae()
     base.cfg.hook_name = "blocks.0.hook_mlp_out"
     sae = derive_variant(family, param, base)
-    assert isinstance(sae, VARIANT_FAMILIES[family].cls)
+    assert isinstance(sae, family_class(family))
     assert sae.cfg.architecture == family
     for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
         assert torch.equal(getattr(sae, name), getattr(base, name))
         assert getattr(sae, name).data_ptr() != getattr(base, name).data_ptr()  # a copy
     for field in ("model_name", "hook_layer", "hook_name", "d_in", "d_sae"):
         assert getattr(sae.cfg, field) == getattr(base.cfg, field)
-    pname = VARIANT_FAMILIES[family].param_name
+    pname = family_class(family).param_name
     assert pname in dict(sae.named_buffers()) and int(sae.state_dict()[pname]) == param
     assert sae.W_dec.dtype == base.W_dec.dtype and sae.W_dec.device == base.W_dec.device
 

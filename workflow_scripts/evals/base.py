@@ -42,7 +42,7 @@ class EvalType:
 
 @dataclass
 class EvalJob:
-    """Everything one (variant, eval type) job needs; built by `workflow_scripts.evaluate`."""
+    """Everything one (variant, eval type) job needs; built by `workflow_scripts.steps.evaluate`."""
 
     eval_type: str
     sae: object  # the SAE object; None for a published SAE, which SAE Bench loads itself

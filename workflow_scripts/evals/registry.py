@@ -166,7 +166,7 @@ def check_requirements(config: dict, widths: dict | None = None) -> None:
     written, the demo's manifest); the evaluation job checks the rest before it starts.
     Raises ConfigError naming the config key.
     """
-    from workflow_scripts.settings import ConfigError
+    from workflow_scripts.plan.config import ConfigError
 
     problems = [
         p

@@ -59,3 +59,15 @@ def resolve(sae_regex_pattern: str, sae_block_pattern: str) -> list[PublishedSAE
                     )
                 )
     return found
+
+
+def model_matches(release_model: str, model_name: str) -> bool:
+    """Whether a release trained on `release_model` fits the configured TransformerLens model.
+
+    Both sides lose an organisation prefix and case (SAE Lens writes `gemma-2-2b` or
+    `google/gemma-2-2b`, TransformerLens accepts both)."""
+
+    def bare(name: str) -> str:
+        return name.split("/")[-1].lower()
+
+    return bare(release_model) == bare(model_name)

@@ -6,7 +6,7 @@ A folder holds `sae.safetensors` (the state dict, buffers included) and `config.
 
 A published SAE (any SAE Lens release) is a folder with `config.json` alone, architecture
 "sae_lens" and `metadata.sae_lens` = {"release", "sae_id"}: SAE Bench loads it itself from the
-HuggingFace cache (workflow_scripts/published_saes.py), as its own runner does.
+HuggingFace cache (workflow_scripts/saelens.py), as its own runner does.
 """
 
 import json
@@ -17,35 +17,13 @@ from pathlib import Path
 
 import torch
 from sae_bench.custom_saes.base_sae import BaseSAE
-from sae_bench.custom_saes.batch_topk_sae import BatchTopKSAE
-from sae_bench.custom_saes.gated_sae import GatedSAE
-from sae_bench.custom_saes.jumprelu_sae import JumpReluSAE
-from sae_bench.custom_saes.relu_sae import ReluSAE
-from sae_bench.custom_saes.topk_sae import TopKSAE
 from safetensors.torch import load_file, save_file
 
-from workflow_scripts.variant_saes import VARIANT_FAMILIES
+from workflow_scripts.saes import architectures
 
 WEIGHTS = "sae.safetensors"
 CONFIG = "config.json"
 SAE_LENS = "sae_lens"  # architecture of a published SAE folder (no weights file)
-# cfg.architecture as SAE Bench's dictionary_learning loaders set it -> class
-RELU_ARCHITECTURES = ("standard", "relu", "p_anneal", "standard_april_update")
-BATCH_TOPK_ARCHITECTURES = ("batch_topk", "matryoshka_batch_topk")  # global threshold at inference
-
-
-def sae_params(sae: BaseSAE) -> dict:
-    """The constructor parameters beyond the shapes: k / s for variants, k for TopK."""
-    arch = sae.cfg.architecture
-    name = getattr(sae, "param_name", None)  # encoder families keep it as a buffer
-    if arch in VARIANT_FAMILIES or (name and isinstance(getattr(sae, name, None), torch.Tensor)):
-        name = name or VARIANT_FAMILIES[arch].param_name
-        return {name: int(getattr(sae, name))}
-    if isinstance(sae, TopKSAE):
-        return {"k": int(sae.k), "use_threshold": bool(sae.use_threshold)}
-    if isinstance(sae, BatchTopKSAE):  # its threshold is a buffer, saved with the weights
-        return {"k": int(sae.k)}
-    return {}
 
 
 def _write_folder(folder: Path, config: dict, tensors: dict | None) -> Path:
@@ -72,7 +50,7 @@ def _write_folder(folder: Path, config: dict, tensors: dict | None) -> Path:
 
 
 def save_published(folder: str | Path, described: dict, sae_lens: dict, metadata=None) -> Path:
-    """The folder of an SAE that SAE Lens loads: `described` (published_saes.describe) and where
+    """The folder of an SAE that SAE Lens loads: `described` (saelens.describe) and where
     from, `sae_lens` = {"release", "sae_id"} or {"path"} (a local SAE Lens folder)."""
     config = {
         "architecture": SAE_LENS,
@@ -125,7 +103,7 @@ def save_sae(sae: BaseSAE, folder: str | Path, metadata: dict | None = None) -> 
         "hook_layer": int(sae.cfg.hook_layer),
         "hook_name": sae.cfg.hook_name,
         "dtype": str(sae.W_dec.dtype).removeprefix("torch."),
-        "params": sae_params(sae),
+        "params": architectures.saved_params(sae),
         "metadata": metadata or {},
     }
     # clone: safetensors refuses tensors that share memory
@@ -133,68 +111,11 @@ def save_sae(sae: BaseSAE, folder: str | Path, metadata: dict | None = None) -> 
     return _write_folder(folder, config, tensors)
 
 
-def _build(config: dict, where: Path, device, dtype) -> BaseSAE:
-    """An empty SAE of the class named by config["architecture"]."""
-    arch = config["architecture"]
-    params = config.get("params", {})
-    common = dict(
-        model_name=config["model_name"],
-        hook_layer=int(config["hook_layer"]),
-        device=device,
-        dtype=dtype,
-        hook_name=config.get("hook_name"),
-    )
-    d_in, d_sae = int(config["d_in"]), int(config["d_sae"])
-    try:
-        if arch in RELU_ARCHITECTURES:
-            return ReluSAE(d_in, d_sae, **common)
-        if arch == "topk":
-            return TopKSAE(
-                d_in,
-                d_sae,
-                int(params["k"]),
-                use_threshold=bool(params.get("use_threshold", False)),
-                **common,
-            )
-        if arch in BATCH_TOPK_ARCHITECTURES:
-            return BatchTopKSAE(d_in, d_sae, int(params["k"]), **common)
-        if arch == "jumprelu":
-            return JumpReluSAE(d_in, d_sae, **common)
-        if arch == "gated":
-            return GatedSAE(d_in, d_sae, **common)
-        class_path = config.get("metadata", {}).get("class")
-        if class_path and arch not in VARIANT_FAMILIES:  # an encoder family from the config
-            from workflow_scripts import families
-
-            cls = families.load_class(class_path, f"{where} metadata")
-            return cls(d_in, d_sae, int(params[cls.param_name]), **common)
-        if arch in VARIANT_FAMILIES:
-            fam = VARIANT_FAMILIES[arch]
-            return fam.cls(d_in, d_sae, int(params[fam.param_name]), **common)
-    except KeyError as e:
-        raise ValueError(f"{where}: architecture {arch!r} needs params[{e.args[0]!r}]") from None
-    known = sorted(
-        [*RELU_ARCHITECTURES, *BATCH_TOPK_ARCHITECTURES, "topk", "jumprelu", "gated"]
-        + [*VARIANT_FAMILIES]
-    )
-    raise ValueError(f"{where}: unknown architecture {arch!r}; known: {known}")
-
-
 def load_sae(folder: str | Path, device="cpu", dtype: torch.dtype = torch.float32) -> BaseSAE:
-    """Rebuild the SAE saved by save_sae, on `device` in `dtype` (integer buffers keep theirs);
-    a published SAE's folder loads through SAE Lens as SAE Bench loads it (an SAE Lens SAE)."""
+    """Rebuild the SAE saved by save_sae, on `device` in `dtype` (integer buffers keep theirs).
+    A published SAE's folder (config only) is loaded by saes/loading.py, through SAE Lens."""
     folder = Path(folder)
     cfg_path, w_path = folder / CONFIG, folder / WEIGHTS
-    if cfg_path.is_file() and not w_path.exists():
-        source = saelens_source(read_config(folder))
-        if source:
-            from workflow_scripts import published_saes
-
-            if "path" in source:
-                return published_saes.load_local(source["path"], str(device)).to(dtype=dtype)
-            return published_saes.load(source["release"], source["sae_id"], str(device))[0].to(
-                dtype=dtype
-            )
     for p in (cfg_path, w_path):
         if not p.is_file():
             raise FileNotFoundError(
@@ -209,7 +130,7 @@ def load_sae(folder: str | Path, device="cpu", dtype: torch.dtype = torch.float3
     ]
     if missing:
         raise ValueError(f"{cfg_path}: missing keys {missing}")
-    sae = _build(config, cfg_path, device="cpu", dtype=torch.float32)
+    sae = architectures.build(config, cfg_path, device="cpu", dtype=torch.float32)
     tensors = load_file(str(w_path), device="cpu")
     expected = sae.state_dict()
     if set(tensors) != set(expected):

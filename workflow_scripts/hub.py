@@ -15,10 +15,8 @@ prints or records a token.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 PREFETCH_HINT = (
@@ -60,11 +58,6 @@ def eval_datasets(plan: dict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def core_tokens_needed(core: dict) -> int:
-    batches = core["n_eval_reconstruction_batches"] + core["n_eval_sparsity_variance_batches"]
-    return int(1.2 * batches * core["eval_batch_size_prompts"] * core["context_size"])
-
-
 def sample_stream(dataset: str, tokenizer, n_tokens: int, folder: Path) -> int:
     """Write the first documents of a streamed hub dataset until they hold n_tokens tokens."""
     from datasets import load_dataset
@@ -85,8 +78,12 @@ def sample_stream(dataset: str, tokenizer, n_tokens: int, folder: Path) -> int:
     return total
 
 
-def prefetch(plan: dict, manifest: Path) -> dict:
-    """Fetch everything in `plan` (see rules/prefetch.smk) and record what was fetched."""
+def prefetch(plan: dict, manifest: Path, load_published=None) -> dict:
+    """Fetch everything in `plan` (plan/prefetch.py) and record what was fetched.
+
+    `load_published(release, sae_id)` loads one published SAE (steps/prefetch.py passes
+    saes.saelens.load): SAE Lens downloads exactly the files its loader reads. It is passed in
+    so that this module imports nothing from saes/, which imports this one."""
     from datasets import load_dataset
     from huggingface_hub import hf_hub_download, snapshot_download
     from transformers import AutoTokenizer
@@ -114,12 +111,10 @@ def prefetch(plan: dict, manifest: Path) -> dict:
             }
         )
     for release, sae_id in plan.get("published", []):
-        from workflow_scripts import published_saes
-
         # SAE Lens's loader for the release downloads exactly the files it reads (and records
         # which optional ones the hub lacks), so the offline jobs find them all in the cache
         print(f"[prefetch] SAE Lens release {release}, SAE {sae_id}", flush=True)
-        published_saes.load(release, sae_id, device="cpu")
+        load_published(release, sae_id)
         record.setdefault("published", []).append({"release": release, "sae_id": sae_id})
     for name in eval_datasets(plan):
         print(f"[prefetch] dataset {name}", flush=True)
@@ -136,6 +131,38 @@ def prefetch(plan: dict, manifest: Path) -> dict:
     manifest.parent.mkdir(parents=True, exist_ok=True)
     manifest.write_text(json.dumps(record, indent=2))
     return record
+
+
+def fetch_checkpoint(repo_id: str, filename: str) -> tuple[Path, Path]:
+    """ae.pt and its sibling config.json through the HuggingFace cache.
+
+    Raises NotCachedError naming the repo and file, with the prefetch hint, when the hub cannot
+    be reached (no network, or HF_HUB_OFFLINE) and the cache lacks them, and FileNotFoundError
+    naming them when the hub has no such repo or file; not huggingface_hub's bare traceback.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    paths = []
+    for name in (filename, str(Path(filename).with_name("config.json"))):
+        try:
+            paths.append(Path(hf_hub_download(repo_id=repo_id, filename=name)))
+        except LocalEntryNotFoundError as error:  # offline (or unreachable) and not cached
+            raise NotCachedError(
+                f"cannot fetch {repo_id}/{name}: the HuggingFace hub is not reachable from here "
+                f"and the cache ({os.environ.get('HF_HOME', 'HF_HOME unset')}) lacks it "
+                f"({type(error).__name__}); {PREFETCH_HINT}"
+            ) from None
+        except (RepositoryNotFoundError, EntryNotFoundError) as error:
+            raise FileNotFoundError(
+                f"{repo_id}/{name} does not exist on the HuggingFace hub (or needs a token): "
+                f"{type(error).__name__}; check baseline_sae / baseline_saes"
+            ) from None
+    return paths[0], paths[1]
 
 
 def check_cached(settings: dict) -> None:
@@ -166,68 +193,3 @@ def check_cached(settings: dict) -> None:
             f"not in the HuggingFace cache at {os.environ.get('HF_HOME', '~/.cache/huggingface')}: "
             f"{', '.join(missing)}; {PREFETCH_HINT}"
         )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plan", required=True, help="JSON built by the prefetch rule")
-    parser.add_argument("--manifest", required=True, type=Path)
-    args = parser.parse_args(argv)
-    prefetch(json.loads(args.plan), args.manifest)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-def is_local(config: dict, path: str) -> bool:
-    """A config path that is a local folder (or the demo builds it) rather than a hub name."""
-    demo = config["demo"]
-    return os.path.exists(path) or (demo["build"] and Path(path).is_relative_to(demo["dir"]))
-
-
-def prefetch_plan(config: dict, variants: list, out_dir: str) -> dict:
-    """What the prefetch step fetches for this config; cheap, so the DAG can build it."""
-    files, published = [], []
-    for variant in variants:
-        source = variant.source
-        if variant.family == "baseline" and source.get("release"):
-            published.append((source["release"], source["sae_id"]))
-        elif variant.family == "baseline" and not source.get("local_dir"):
-            files += [
-                (source["repo_id"], source["filename"]),
-                (source["repo_id"], str(Path(source["filename"]).with_name("config.json"))),
-            ]
-        elif variant.family in ("comparison", "reference") and source.get("release"):
-            published.append((source["release"], source["sae_id"]))
-    enabled = [name for name, on in config["eval_types"].items() if on]
-    core = config["core_eval"]
-    core_sample = None
-    if "core" in enabled and config["offline_jobs"] and not is_local(config, core["dataset"]):
-        core_sample = {
-            "dataset": core["dataset"],
-            "tokens": core_tokens_needed(core),
-            "folder": f"{out_dir}/prefetch/core_dataset",
-        }
-    return {
-        "model": None if config["model"]["local_dir"] else config["model"]["name"],
-        "files": files,
-        "published": published,
-        "eval_sections": {name: config.get(name, {}) for name in enabled},
-        "local_datasets": config["local_datasets"],
-        "core_sample": core_sample,
-    }
-
-
-def offline_job_settings(settings: dict, plan: dict) -> dict:
-    """Point an evaluation job at the prefetched core sample instead of the streamed hub corpus."""
-    if settings["eval_type"] == "core" and plan["core_sample"]:
-        settings = {
-            **settings,
-            "section_values": {
-                **settings["section_values"],
-                "dataset": plan["core_sample"]["folder"],
-            },
-        }
-    return settings

@@ -3,7 +3,7 @@ import path, so a researcher's own encoder runs without editing this project.
 
 A family is (name, class, parameter name, parameter values). The built-in ones (IHTP, MPSAE,
 non-negative MPSAE) come from the config's `sae_variants` section and name their classes in
-`workflow_scripts.variant_saes`; the config's `encoder_families` section adds others:
+`workflow_scripts.saes.encoders`; the config's `encoder_families` section adds others:
 
     encoder_families:
       topk_corr:                                   # family name: ids topk_corr_k8, ...
@@ -31,26 +31,33 @@ contract (`check_contract`), again naming the key.
 from __future__ import annotations
 
 import ast
-import importlib
 import importlib.util
-import inspect
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 CLASS_PATH = re.compile(
     r"^(?P<where>/?(?:[A-Za-z0-9_.\-]+/)*[A-Za-z0-9_.\-]+\.py|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
     r":(?P<cls>[A-Za-z_][A-Za-z0-9_]*)$"
 )
 FAMILY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# the constructor every family's class takes (None: its parameter), checked in saes/family_classes
 CONSTRUCTOR = ["d_in", "d_sae", None, "model_name", "hook_layer", "device", "dtype", "hook_name"]
 
-# built-in family -> (class, key of its values in sae_variants.<family>, parameter name)
+
+class BuiltinFamily(NamedTuple):
+    class_path: str  # its class, imported only inside jobs (saes/architectures.py registers it)
+    values_key: str  # the key of its values in sae_variants.<family>
+    param_name: str
+
+
+# The one table of built-in families: the config's sae_variants sections and the architecture
+# registry (saes/architectures.py) both read it.
 BUILTIN = {
-    "ihtp": ("workflow_scripts.variant_saes:IHTPSAE", "k_values", "k"),
-    "mpsae": ("workflow_scripts.variant_saes:MPSAE", "s_values", "s"),
-    "mpsae_nonneg": ("workflow_scripts.variant_saes:MPSAENonNeg", "s_values", "s"),
+    "ihtp": BuiltinFamily("workflow_scripts.saes.encoders:IHTPSAE", "k_values", "k"),
+    "mpsae": BuiltinFamily("workflow_scripts.saes.encoders:MPSAE", "s_values", "s"),
+    "mpsae_nonneg": BuiltinFamily("workflow_scripts.saes.encoders:MPSAENonNeg", "s_values", "s"),
 }
 
 
@@ -70,18 +77,20 @@ class Family:
     def values_key(self) -> str:
         """The config key of its parameter values."""
         if self.name in BUILTIN and self.key.startswith("sae_variants."):
-            return f"{self.key}.{BUILTIN[self.name][1]}"
+            return f"{self.key}.{BUILTIN[self.name].values_key}"
         return f"{self.key}.values"
 
 
 def families(config: dict) -> list[Family]:
     """Every enabled family: the built-in ones of `sae_variants`, then `encoder_families`."""
     found = []
-    for name, (class_path, list_key, param_name) in BUILTIN.items():
+    for name, builtin in BUILTIN.items():
         section = config["sae_variants"][name]
         if section["enabled"]:
-            values = tuple(section[list_key])
-            found.append(Family(name, class_path, param_name, values, f"sae_variants.{name}"))
+            values = tuple(section[builtin.values_key])
+            found.append(
+                Family(name, builtin.class_path, builtin.param_name, values, f"sae_variants.{name}")
+            )
     for name, section in (config.get("encoder_families") or {}).items():
         key = f"encoder_families.{name}"
         if not section.get("enabled", True):
@@ -97,7 +106,7 @@ def families(config: dict) -> list[Family]:
     return found
 
 
-def _split(family: Family) -> tuple[str, str]:
+def split_class_path(family: Family) -> tuple[str, str]:
     match = CLASS_PATH.match(family.class_path)
     if not match:
         raise FamilyError(
@@ -107,7 +116,7 @@ def _split(family: Family) -> tuple[str, str]:
     return match.group("where"), match.group("cls")
 
 
-def _source(where: str, key: str) -> Path:
+def source_file(where: str, key: str) -> Path:
     """The file that defines module or file `where`, without executing it (a dotted module's
     parent packages are imported, as Python's import system needs them)."""
     if where.endswith(".py"):
@@ -132,8 +141,8 @@ def _source(where: str, key: str) -> Path:
 def check_static(family: Family) -> None:
     """At DAG time, without importing the class: its file exists and defines the class with an
     `encode` method, and its `param_name` (when a literal) is the configured one."""
-    where, cls_name = _split(family)
-    path = _source(where, family.key)
+    where, cls_name = split_class_path(family)
+    path = source_file(where, family.key)
     tree = ast.parse(path.read_text(), filename=str(path))
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     node = classes.get(cls_name)
@@ -176,48 +185,3 @@ def _literal_attribute(node: ast.ClassDef, name: str):
         if name in targets and isinstance(item.value, ast.Constant):
             return item.value.value
     return None
-
-
-def load_class(class_path: str, key: str = "encoder family"):
-    """Import the class (at job time). A file path is loaded as a module of its own name."""
-    family = Family("", class_path, "", (), key)
-    where, cls_name = _split(family)
-    if where.endswith(".py"):
-        path = _source(where, key).resolve()
-        module_name = f"encoder_family_{path.stem}_{abs(hash(str(path))) % 10**8}"
-        module = sys.modules.get(module_name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(where)
-    cls = getattr(module, cls_name, None)
-    if cls is None:
-        raise FamilyError(f"config key '{key}.class': {where} has no {cls_name}")
-    return cls
-
-
-def check_contract(cls, param_name: str, key: str) -> None:
-    """The class contract of the module docstring; FamilyError naming `key` if it is broken."""
-    from sae_bench.custom_saes.base_sae import BaseSAE
-
-    problems = []
-    if not (isinstance(cls, type) and issubclass(cls, BaseSAE)):
-        problems.append("is not a subclass of sae_bench.custom_saes.base_sae.BaseSAE")
-    if not getattr(cls, "architecture", ""):
-        problems.append("has no class attribute `architecture` (its label)")
-    if getattr(cls, "param_name", None) != param_name:
-        problems.append(f"has param_name {getattr(cls, 'param_name', None)!r}, not {param_name!r}")
-    try:
-        names = list(inspect.signature(cls.__init__).parameters)[1:]
-    except (TypeError, ValueError):
-        names = []
-    expected = [param_name if n is None else n for n in CONSTRUCTOR]
-    if names[: len(expected)] != expected:
-        problems.append(f"__init__ takes {names}, not {expected}")
-    if problems:
-        raise FamilyError(
-            f"config key '{key}.class': {getattr(cls, '__name__', cls)} " + "; ".join(problems)
-        )

@@ -34,10 +34,10 @@ import seaborn as sns  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from workflow_scripts import summary  # noqa: E402
-from workflow_scripts.outputs import HEATMAP, l0_plot_name  # noqa: E402
+from workflow_scripts.results import ranking  # noqa: E402
+from workflow_scripts.plan.outputs import HEATMAP, l0_plot_name  # noqa: E402
 
-L0 = summary.L0
+L0 = ranking.L0
 X_LABEL = "L0: active latents per token (log scale; lower = sparser)"
 FALLBACK_COLORS = sns.color_palette("tab10", 10).as_hex()
 
@@ -213,13 +213,13 @@ def _missing_note(ax, names: list[str]) -> None:
 
 
 def reference_panel(
-    ax, shown: pd.DataFrame, headline: summary.Headline, reference: list[str], handles: list
+    ax, shown: pd.DataFrame, headline: ranking.Headline, reference: list[str], handles: list
 ) -> bool:
     """Draw the reference frontier of each hook point (frontier.py: the best the reference SAEs
     reach at each L0, interpolated in log L0, so straight on the log axis) and a dotted segment
     from it to every other variant in its L0 range (its matched-L0 difference). False when no
     hook has a frontier for this metric (then the caller draws the plain Pareto frontier)."""
-    from workflow_scripts import frontier
+    from workflow_scripts.results import frontier
 
     drawn = False
     for _, rows in shown.groupby("hook", sort=False):
@@ -271,7 +271,7 @@ def reference_panel(
 def scatter_panel(
     ax,
     table: pd.DataFrame,
-    headline: summary.Headline,
+    headline: ranking.Headline,
     style: Style,
     reference: list[str] | None = None,
 ) -> list:
@@ -386,7 +386,7 @@ def scatter_panel(
     return handles
 
 
-def bar_panel(ax, table: pd.DataFrame, headline: summary.Headline, style: Style) -> None:
+def bar_panel(ax, table: pd.DataFrame, headline: ranking.Headline, style: Style) -> None:
     """Without L0 (core disabled): the metric per variant as bars."""
     values = numeric(table, headline.column)
     data = table.assign(_value=values).dropna(subset=["_value"])
@@ -414,12 +414,12 @@ def plot_eval(
     eval_type: str,
     style: dict | Style,
     path: Path,
-    threshold: int = summary.DEFAULT_THRESHOLD,
+    threshold: int = ranking.DEFAULT_THRESHOLD,
     reference: list[str] | None = None,
 ) -> None:
     if not isinstance(style, Style):
         style = Style(style, sorted(table["architecture"].unique()))
-    metrics = [h for h in summary.headline_metrics([eval_type], threshold) if h.column != L0]
+    metrics = [h for h in ranking.headline_metrics([eval_type], threshold) if h.column != L0]
     sns.set_theme(style="whitegrid", context="notebook")
     has_l0 = numeric(table, L0).notna().any()
     n = max(len(metrics), 1)
@@ -473,14 +473,14 @@ def plot_heatmap(
     table: pd.DataFrame,
     eval_types: list[str],
     path: Path,
-    threshold: int = summary.DEFAULT_THRESHOLD,
-    comparison: summary.Comparison | None = None,
+    threshold: int = ranking.DEFAULT_THRESHOLD,
+    comparison: ranking.Comparison | None = None,
     versus: pd.DataFrame | None = None,
 ) -> None:
-    headlines = summary.headline_metrics(eval_types, threshold)
-    ranked = summary.rank_variants(table, headlines, comparison)
+    headlines = ranking.headline_metrics(eval_types, threshold)
+    ranked = ranking.rank_variants(table, headlines, comparison)
     ranked_columns = set(
-        (comparison or summary.Comparison(table, headlines, eval_types)).ranked_columns
+        (comparison or ranking.Comparison(table, headlines, eval_types)).ranked_columns
     )
     values = pd.DataFrame({h.column: numeric(ranked, h.column) for h in headlines})
     goodness = pd.DataFrame(index=values.index)
@@ -489,7 +489,7 @@ def plot_heatmap(
         low, high = column.min(), column.max()
         scaled = (column - low) / (high - low) if high > low else column * 0 + 1.0
         goodness[h.column] = scaled if h.higher_is_better else 1 - scaled
-    annotations = values.apply(lambda c: c.map(summary._format))
+    annotations = values.apply(lambda c: c.map(ranking._format))
     verdicts = pd.DataFrame("", index=values.index, columns=values.columns)
     if versus is not None and not versus.empty:
         for i, variant in enumerate(ranked["variant"]):
@@ -536,7 +536,7 @@ def plot_heatmap(
         ax.text(
             j + 0.5,
             i + 0.5,
-            summary.MISSING,
+            ranking.MISSING,
             ha="center",
             va="center",
             fontsize=8,
@@ -583,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = json.loads(args.reference) if args.reference else None
     table = pd.read_csv(args.table)
     style_config = json.loads(args.style)
-    threshold = args.threshold or style_config.get("headline_threshold", summary.DEFAULT_THRESHOLD)
+    threshold = args.threshold or style_config.get("headline_threshold", ranking.DEFAULT_THRESHOLD)
     style = Style(style_config, sorted(table["architecture"].astype(str).unique()))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for eval_type in args.eval_types:
@@ -591,9 +591,9 @@ def main(argv: list[str] | None = None) -> int:
             table, eval_type, style, args.out_dir / l0_plot_name(eval_type), threshold, reference
         )
     long = pd.read_csv(args.long) if args.long else None
-    comparison = summary.Comparison(
+    comparison = ranking.Comparison(
         table,
-        summary.headline_metrics(args.eval_types, threshold),
+        ranking.headline_metrics(args.eval_types, threshold),
         args.eval_types,
         threshold,
         long=long,

@@ -12,10 +12,10 @@ variance and |code| > 0 density). Both are read into a long table, one row per
   `workflow_`), holding the mean over seeds (the value itself with
   one seed). For replicated eval types each metric also has `<column>_std` (sample standard
   deviation), `<column>_n` (seeds), `<column>_ci_low` / `<column>_ci_high` (95% t-interval of the
-  mean; see statistics.py).
+  mean; see replicates.py).
 - `versus_baseline.csv`: per variant and headline metric, the paired difference to its baseline
   with its 95% interval and verdict.
-- the ranked summary (summary.py), the run's configuration, and links that give every main-seed
+- the ranked summary (ranking.py), the run's configuration, and links that give every main-seed
   pair JSON the file name SAE Bench itself would use.
 """
 
@@ -33,7 +33,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from workflow_scripts import statistics, summary
+from workflow_scripts.results import replicates
+from workflow_scripts.results import ranking
 
 ID_COLUMNS = [
     "variant",
@@ -168,7 +169,7 @@ def collect(
                 ]
         row["missing"] = ";".join(gaps)
         rows.append(row)
-    long = pd.DataFrame(long_rows, columns=statistics.LONG_COLUMNS)
+    long = pd.DataFrame(long_rows, columns=replicates.LONG_COLUMNS)
     table = pd.DataFrame(rows)
     wide = _wide(long, replicated)
     table = table.merge(wide, how="left", left_on="variant", right_index=True)
@@ -182,7 +183,7 @@ def _wide(long: pd.DataFrame, replicated: set[str]) -> pd.DataFrame:
     """variant x `<eval_type>.<metric>` means, plus the interval columns of replicated types."""
     if long.empty:
         return pd.DataFrame(index=pd.Index([], name="variant"))
-    stats = statistics.summarize(long)
+    stats = replicates.summarize(long)
     stats["column"] = stats["eval_type"] + "." + stats["metric"]
     wide = stats.pivot(index="variant", columns="column", values="mean")
     extra = stats[stats["eval_type"].isin(replicated)]
@@ -263,7 +264,7 @@ def link_saebench_names(
     return made
 
 
-def comparison(merged: Merged, args) -> summary.Comparison:
+def comparison(merged: Merged, args) -> ranking.Comparison:
     """What the summary shows, from the merged results and the command line."""
     table = merged.table
     baseline_of = {
@@ -280,9 +281,9 @@ def comparison(merged: Merged, args) -> summary.Comparison:
         for _, row in table[table["family"].isin(["comparison", "reference"])].iterrows():
             if row["hook"] in baseline_on:
                 baseline_of[row["variant"]] = baseline_on[row["hook"]]
-    return summary.Comparison(
+    return ranking.Comparison(
         table=table,
-        headlines=summary.headline_metrics(args.eval_types, args.threshold),
+        headlines=ranking.headline_metrics(args.eval_types, args.threshold),
         eval_types=args.eval_types,
         threshold=args.threshold,
         long=merged.long,
@@ -300,7 +301,7 @@ def comparison(merged: Merged, args) -> summary.Comparison:
 
 
 def write_outputs(merged: Merged, args) -> None:
-    headlines = summary.headline_metrics(args.eval_types, args.threshold)
+    headlines = ranking.headline_metrics(args.eval_types, args.threshold)
     table = ensure_columns(merged.table, [h.column for h in headlines])
     compared = comparison(merged, args)
     args.csv.parent.mkdir(parents=True, exist_ok=True)
@@ -310,17 +311,17 @@ def write_outputs(merged: Merged, args) -> None:
     if args.long_csv:
         merged.long.to_csv(args.long_csv, index=False)
     if args.versus_csv:
-        summary.versus_baseline(compared).to_csv(args.versus_csv, index=False)
+        ranking.versus_baseline(compared).to_csv(args.versus_csv, index=False)
     if args.matched_csv:
-        summary.matched_l0(compared)[0].to_csv(args.matched_csv, index=False)
+        ranking.matched_l0(compared)[0].to_csv(args.matched_csv, index=False)
     if args.summary_md:
-        args.summary_md.write_text(summary.markdown(compared))
+        args.summary_md.write_text(ranking.markdown(compared))
     if args.summary_rst or args.summary_html:
-        text = summary.rst(compared)
+        text = ranking.rst(compared)
         if args.summary_rst:
             args.summary_rst.write_text(text)
         if args.summary_html:
-            args.summary_html.write_text(summary.html(text))
+            args.summary_html.write_text(ranking.html(text))
     if args.config_dump:
         args.config_dump.write_text(
             "# The validated configuration of this run (every default filled in)\n"
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threshold",
         type=int,
-        default=summary.DEFAULT_THRESHOLD,
+        default=ranking.DEFAULT_THRESHOLD,
         help="SCR/TPP headline: number of ablated latents",
     )
     parser.add_argument("--summary-md", type=Path)
@@ -396,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     except MissingPairError as error:
         print(f"aggregate: {error}", file=sys.stderr)
         return 1
-    headlines = summary.headline_metrics(args.eval_types, args.threshold)
+    headlines = ranking.headline_metrics(args.eval_types, args.threshold)
     problems = missing_headlines(merged.table, headlines)
     if problems:
         print("aggregate: " + "; ".join(problems), file=sys.stderr)

@@ -6,7 +6,7 @@ of the enabled eval types; SCR/TPP at N = `visualization.headline_threshold` abl
 
 The summary claims only what the data supports:
 
-- **Values**: the mean over seeds ± the half-width of its 95% t-interval (statistics.py) when the
+- **Values**: the mean over seeds ± the half-width of its 95% t-interval (replicates.py) when the
   eval type was replicated; the single value otherwise.
 - **Ranking** over the ranking metrics (`ranking.metrics`; by default every headline metric but
   L0 and those the registry marks unreliable, i.e. SCR and TPP). On a replicated metric a
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from workflow_scripts import statistics
+from workflow_scripts.results import replicates
 from workflow_scripts.evals.registry import REGISTRY
-from workflow_scripts.headlines import (  # noqa: F401 (re-exported for callers)
+from workflow_scripts.plan.headlines import (  # noqa: F401 (re-exported for callers)
     DEFAULT_THRESHOLD,
     L0,
     Headline,
@@ -106,7 +106,7 @@ def rank_variants(
         values = pd.to_numeric(ranked[column], errors="coerce")
         seeds = comparison.by_seed(column)
         if seeds is not None:  # replicated: count only wins outside noise
-            beaten_by = statistics.clear_wins(seeds, h.higher_is_better)
+            beaten_by = replicates.clear_wins(seeds, h.higher_is_better)
             ranks[column] = [
                 1.0 + beaten_by[v] if not pd.isna(x) else math.nan
                 for v, x in zip(ranked["variant"], values)
@@ -182,7 +182,7 @@ def _clear_best(comparison: Comparison, ranked: pd.DataFrame, h: Headline) -> se
         return set()
     seeds = comparison.by_seed(h.column)
     if seeds is not None:
-        beats = statistics.pairwise_beats(seeds[values.index], h.higher_is_better)
+        beats = replicates.pairwise_beats(seeds[values.index], h.higher_is_better)
         return {v for v in values.index if beats.loc[v].sum() == len(values) - 1}
     if comparison.seed_dependent(h.column) or len(values) < 2:
         return set()  # one seed: no noise estimate, nothing is clearly best
@@ -218,19 +218,19 @@ def summary_rows(
 
 
 def versus_baseline(comparison: Comparison) -> pd.DataFrame:
-    """statistics.versus_baseline over the headline metrics (L0 excepted)."""
+    """replicates.versus_baseline over the headline metrics (L0 excepted)."""
     if comparison.long is None or not comparison.baseline_of:
         return pd.DataFrame(columns=["variant", "baseline", "eval_type", "metric", "verdict"])
     metrics = [
         (h.eval_type, h.key, h.higher_is_better) for h in comparison.headlines if h.column != L0
     ]
-    return statistics.versus_baseline(comparison.long, comparison.baseline_of, metrics)
+    return replicates.versus_baseline(comparison.long, comparison.baseline_of, metrics)
 
 
 def matched_l0(comparison: Comparison) -> tuple[pd.DataFrame, list[str]]:
     """Every non-reference variant against the reference frontier at its own L0 (frontier.py),
     per headline metric but L0; and notes on frontiers that could not be built."""
-    from workflow_scripts import frontier
+    from workflow_scripts.results import frontier
 
     if not comparison.reference or comparison.long is None:
         return pd.DataFrame(columns=frontier.COLUMNS), []

@@ -1,13 +1,13 @@
 """Time the pursuit encoders against a plain ReLU SAE encode on the same random data.
 
-    python -m workflow_scripts.bench_variants [--device cpu|cuda] [--d-in 512 --d-sae 4096 ...]
+    python -m workflow_scripts.tools.bench_pursuit [--device cpu|cuda] [--d-in 512 --d-sae 4096 ...]
 
 Prints the median of several repeats for: ReLU encode, reference MP, fast MP, reference IHTP,
 fast IHTP, the ratios, and last one machine-readable line
 `RESULT mp_vs_relu=<fast MP / ReLU> ihtp_speedup=<reference IHTP / fast IHTP>`.
 Data: a random unit-norm dictionary and Gaussian activations (timings, not quality).
 
-    python -m workflow_scripts.bench_variants --wide [--d-sae 65536 --seqs 4 --steps 10]
+    python -m workflow_scripts.tools.bench_pursuit --wide [--d-sae 65536 --seqs 4 --steps 10]
 
 The wide case: an SAE whose decoder Gram does not fit pursuit.GRAM_BUDGET_BYTES, encoded by MPSAE
 (the bounded-memory path) and by a ReLU encode; prints the median times, the peak extra memory
@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from workflow_scripts import pursuit as P
+from workflow_scripts.saes import pursuit as P
 
 
 def median_times(fns: dict, repeats: int, device: torch.device) -> dict:

@@ -1,7 +1,7 @@
 """Run one SAE Bench eval on one SAE folder and publish SAE Bench's result JSON unchanged.
 
 Usage (what the `evaluate` rule runs):
-    python -m workflow_scripts.evaluate --eval-type core --sae-dir results/saes/baseline \
+    python -m workflow_scripts.steps.evaluate --eval-type core --sae-dir results/saes/baseline \
         --variant baseline --settings '<json>' --output results/evals/core/baseline.json
 
 SAE Bench writes its JSON into a private work folder; we move it to `--output` only when it exists
@@ -21,6 +21,12 @@ import sys
 import time
 from pathlib import Path
 
+from workflow_scripts import hub
+from workflow_scripts.evals import artifact_cache, patches
+from workflow_scripts.evals.base import EvalJob
+from workflow_scripts.evals.registry import REGISTRY
+from workflow_scripts.hub import NotCachedError
+
 OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
@@ -30,8 +36,6 @@ class NoResultError(RuntimeError):
 
 def _sources(settings: dict):
     """Make SAE Bench read the local model/datasets named in the config instead of the hub."""
-    from workflow_scripts.evals import patches
-
     stack = contextlib.ExitStack()
     model = settings["model"]
     if model.get("local_dir"):
@@ -86,43 +90,32 @@ def evaluate(
     record of the run at `workflow_output` (see `write_workflow_record`)."""
     started = time.time()
     if settings.get("offline"):
+        # before torch, transformers and huggingface_hub are imported: they read these once
         os.environ.update(OFFLINE_VARIABLES)
     import torch
     from transformers import set_seed
 
-    from workflow_scripts import artifact_cache, hub_sources, sae_io
-    from workflow_scripts.evals import patches
-    from workflow_scripts.evals.base import EvalJob
-    from workflow_scripts.evals.registry import REGISTRY
+    # lazy for the same reason: saes/ imports huggingface_hub, SAE Lens and SAE Bench
+    from workflow_scripts.saes import loading, sae_folder
 
     entry = REGISTRY[eval_type]
     if settings.get("offline"):
         # SAE Bench retries a missing model for minutes; find out in seconds instead.
-        hub_datasets = hub_sources.eval_datasets(
+        hub_datasets = hub.eval_datasets(
             {
                 "eval_sections": {eval_type: settings["section_values"]},
                 "local_datasets": settings["local_datasets"],
             }
         )
-        hub_sources.check_cached({**settings, "hub_datasets": hub_datasets})
+        hub.check_cached({**settings, "hub_datasets": hub_datasets})
     model = settings["model"]
-    described = sae_io.read_config(sae_dir)
-    published = sae_io.published_ids(described)
-    local_saelens = (sae_io.saelens_source(described) or {}).get("path")
-    if local_saelens:  # a local SAE Lens folder: loaded (and folded) here, passed as an object
-        from workflow_scripts import published_saes
-
-        sae = published_saes.load_local(local_saelens, model["device"])
-    elif published is None:
-        sae = sae_io.load_sae(
-            sae_dir, device=model["device"], dtype=getattr(torch, model["torch_dtype"])
-        )
-    else:  # SAE Bench loads it from the (release, sae_id) strings, as its runner does
-        sae = None
-        if settings.get("offline"):  # find a cache miss now, not inside SAE Bench's eval
-            from workflow_scripts import published_saes
-
-            published_saes.load(*published, device="cpu")
+    described = sae_folder.read_config(sae_dir)
+    sae, published = loading.load_for_eval(
+        sae_dir,
+        model["device"],
+        getattr(torch, model["torch_dtype"]),
+        bool(settings.get("offline")),
+    )
     output = Path(output)
     work_dir = output.parent / f".{output.stem}.work"
     shutil.rmtree(work_dir, ignore_errors=True)
@@ -235,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from workflow_scripts.dictionary_learning import CheckpointError
-    from workflow_scripts.hub_sources import NotCachedError
+    # lazy: importing it imports torch, which must come after the offline variables are set
+    from workflow_scripts.saes.dictionary_learning import CheckpointError
 
     try:
         evaluate(

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from workflow_scripts import families, saelens_releases
-from workflow_scripts.published_saes import model_matches
-from workflow_scripts.settings import ConfigError
+from workflow_scripts.plan import families, releases
+from workflow_scripts.plan.config import ConfigError
+from workflow_scripts.plan.releases import model_matches
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 # imported as they are (not derived from a baseline); "reference": reference-frontier points
@@ -166,7 +166,7 @@ def _check_release(config: dict, source: dict) -> None:
     the import job)."""
     key = "baseline_saes" if config.get("baseline_saes") else "baseline_sae"
     release, sae_id = source["release"], source["sae_id"]
-    entry = saelens_releases.release_directory().get(release)
+    entry = releases.release_directory().get(release)
     if entry is None:
         if "/" in release:
             return
@@ -188,7 +188,7 @@ def _published(config: dict, key: str, section: dict) -> list:
     """The SAE Lens releases' SAEs `section`'s patterns select; ConfigError naming `key` when
     none match, a pattern is not a regex, or a release is for another model."""
     try:
-        matched = saelens_releases.resolve(
+        matched = releases.resolve(
             section["sae_regex_pattern"], section["sae_block_pattern"] or ".*"
         )
     except Exception as error:  # a bad regex is a config error, not a crash

@@ -16,35 +16,26 @@ Every `torch.load` on the way is weights-only (`patches.weights_only_loads`).
 from __future__ import annotations
 
 import os
+import pickle
+from pathlib import Path
 
+import torch
+from huggingface_hub.errors import LocalEntryNotFoundError
 
-def model_matches(release_model: str, model_name: str) -> bool:
-    """Whether a release trained on `release_model` fits the configured TransformerLens model.
-
-    Both sides lose an organisation prefix and case (SAE Lens writes `gemma-2-2b` or
-    `google/gemma-2-2b`, TransformerLens accepts both)."""
-
-    def bare(name: str) -> str:
-        return name.split("/")[-1].lower()
-
-    return bare(release_model) == bare(model_name)
+from workflow_scripts.evals import patches
+from workflow_scripts.hub import PREFETCH_HINT, NotCachedError
+from workflow_scripts.saes.dictionary_learning import CheckpointError
 
 
 def load(release: str, sae_id: str, device: str = "cpu"):
     """(sae, log sparsity or None) of one published SAE, via SAE Bench's `load_and_format_sae`.
 
-    Raises `hub_sources.NotCachedError` naming the release, SAE id and missing file (with the
+    Raises `hub.NotCachedError` naming the release, SAE id and missing file (with the
     prefetch hint) when the hub cannot be reached and the cache lacks a file, and
     `CheckpointError` naming them when a file holds a pickled object.
     """
-    import pickle
-
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    # lazy: importing general_utils imports SAE Lens's release directory (seconds)
     from sae_bench.sae_bench_utils.general_utils import load_and_format_sae
-
-    from workflow_scripts.dictionary_learning import CheckpointError
-    from workflow_scripts.evals import patches
-    from workflow_scripts.hub_sources import PREFETCH_HINT, NotCachedError
 
     try:
         with patches.weights_only_loads():
@@ -65,23 +56,19 @@ def load(release: str, sae_id: str, device: str = "cpu"):
 
 def is_saelens_folder(folder) -> bool:
     """A local folder in SAE Lens's own format (what `SAE.save_model` writes)."""
-    from pathlib import Path
-
     return (Path(folder) / "cfg.json").is_file()
 
 
 def load_local(folder: str, device: str = "cpu"):
     """An SAE Lens folder via `SAE.load_from_disk`, decoder norms folded as `load` does."""
-    from sae_lens import SAE
-
-    from workflow_scripts.evals import patches
+    from sae_lens import SAE  # lazy: seconds to import, only SAE Lens folders need it
 
     with patches.weights_only_loads():
         sae = SAE.load_from_disk(str(folder), device=device)
     try:  # as SAE Bench's load_and_format_sae (general_utils.py ~146): not every SAE can fold
         sae.fold_W_dec_norm()
     except NotImplementedError:
-        print(f"[published_saes] {folder}: its architecture cannot fold W_dec norms; kept as is")
+        print(f"[saelens] {folder}: its architecture cannot fold W_dec norms; kept as is")
     return sae
 
 
@@ -91,7 +78,6 @@ def dictionary_of(sae):
     The families need W_dec (unit-norm rows after `fold_W_dec_norm`), b_dec, the shapes and the
     hook; W_enc/b_enc are carried where the architecture has them (zeros otherwise, e.g. Gated).
     """
-    import torch
     from sae_bench.custom_saes.relu_sae import ReluSAE
 
     described = describe(sae)
@@ -127,7 +113,7 @@ def dictionary_of(sae):
 
 
 def describe(sae) -> dict:
-    """The SAE folder's config (see sae_io.save_published) from a loaded SAE Lens SAE."""
+    """The SAE folder's config (sae_folder.save_published) from a loaded SAE Lens SAE."""
     cfg = sae.cfg
     hook_name = cfg.metadata.hook_name
     layer = hook_name.split(".")[1] if hook_name.startswith("blocks.") else -1

@@ -9,12 +9,10 @@ encodes by pursuit over W_dec on x - b_dec. Families:
   mpsae_nonneg  MPSAENonNeg(s)    Costa et al. 2025 / SAE Lens reading: argmax relu(c), codes >= 0
 """
 
-from typing import NamedTuple
-
 import torch
 from sae_bench.custom_saes.base_sae import BaseSAE
 
-from workflow_scripts import pursuit
+from workflow_scripts.saes import pursuit
 
 
 class _DecoderPursuitSAE(BaseSAE):
@@ -121,46 +119,3 @@ class IHTPSAE(_DecoderPursuitSAE):
         xc = self._centre(x)
         z = pursuit.ihtp(xc, self.W_dec, self.param)
         return z.to(self._codes_dtype(x))
-
-
-class VariantFamily(NamedTuple):
-    cls: type
-    param_name: str
-    architecture: str
-
-
-VARIANT_FAMILIES: dict[str, VariantFamily] = {
-    c.architecture: VariantFamily(c, c.param_name, c.architecture)
-    for c in (IHTPSAE, MPSAE, MPSAENonNeg)
-}
-
-
-@torch.no_grad()
-def derive_variant(family: str, param: int, base: BaseSAE, cls: type | None = None) -> BaseSAE:
-    """Build a variant of `family` with parameter `param` from a trained baseline SAE.
-
-    `cls` is the family's class (workflow_scripts.families, for families named in the config);
-    without it, a built-in family of VARIANT_FAMILIES. Copies W_enc, b_enc, W_dec, b_dec (same
-    device and dtype as the base) and keeps the base's model_name, hook_layer and hook_name. The
-    decoder rows should be unit norm (docs/variants.md assumes it; SAE Bench loaders normalise
-    them).
-    """
-    if cls is None:
-        if family not in VARIANT_FAMILIES:
-            raise ValueError(
-                f"unknown variant family {family!r}; known: {sorted(VARIANT_FAMILIES)}"
-            )
-        cls = VARIANT_FAMILIES[family].cls
-    sae = cls(
-        base.cfg.d_in,
-        base.cfg.d_sae,
-        param,
-        model_name=base.cfg.model_name,
-        hook_layer=base.cfg.hook_layer,
-        device=base.W_dec.device,
-        dtype=base.W_dec.dtype,
-        hook_name=base.cfg.hook_name,
-    )
-    for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
-        getattr(sae, name).data.copy_(getattr(base, name).data)
-    return sae

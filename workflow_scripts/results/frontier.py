@@ -25,7 +25,7 @@ Matched difference = variant's value − frontier at the variant's L0, signed so
 better (for a lower-is-better metric the sign is flipped). With replicates it is computed per
 seed, against the frontier built from that seed's values of the reference SAEs (L0 comes from
 core, which does not depend on the seed), and the 95% Student-t interval over seeds gives the
-verdict, as `statistics.verdict` does for the paired differences to the baseline.
+verdict, as `replicates.verdict` does for the paired differences to the baseline.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workflow_scripts import statistics
+from workflow_scripts.results import replicates
 
 ABOVE = "above the frontier"
 BELOW = "below the frontier"
@@ -183,7 +183,7 @@ def matched_difference(
             diffs[seed] = sign * (value - seed_frontier.at(variant_l0))
     if not diffs:
         return {**row, "verdict": NO_SEEDS}
-    mean, _, _, n, low, high = statistics.interval(list(diffs.values()))
+    mean, _, _, n, low, high = replicates.interval(list(diffs.values()))
     row.update(difference=mean, ci_low=low, ci_high=high, n=n)
     return {**row, "verdict": verdict(mean, low, high, n)}
 
@@ -230,7 +230,7 @@ def matched_table(
             continue
         for eval_type, metric, higher_is_better in metrics:
             ref_values = pd.DataFrame(
-                {r: statistics.seed_series(by_seed, r, eval_type, metric) for r in refs}
+                {r: replicates.seed_series(by_seed, r, eval_type, metric) for r in refs}
             )
             try:
                 if ref_values.empty:
@@ -240,7 +240,7 @@ def matched_table(
                 notes.append(f"{hook}, {eval_type}.{metric}: {error}")
                 continue
             for variant in variants:
-                mine = statistics.seed_series(by_seed, variant, eval_type, metric)
+                mine = replicates.seed_series(by_seed, variant, eval_type, metric)
                 if mine.dropna().empty:
                     continue
                 result = matched_difference(
