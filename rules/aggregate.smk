@@ -32,6 +32,7 @@ rule aggregate:
             category="3. Tables and configuration",
             labels={"file": "matched_l0.csv", "content": "versus the reference frontier"},
         ),
+        ranks=f"{OUT}/merged/ranking.csv",
         summary_md=f"{OUT}/merged/summary.md",
         summary_rst=f"{OUT}/merged/summary.rst",
         summary_html=report(
@@ -54,38 +55,16 @@ rule aggregate:
     conda:
         "../envs/saebench.yaml"
     params:
-        variants=json.dumps([json.loads(variant_json(v)) for v in VARIANTS]),
-        eval_types=EVAL_TYPES,
-        # prefixes derived from the inputs, as --lint asks (no hard-coded paths in params)
-        saes_dir=lambda wc, input: os.path.dirname(input.saes[0]),
-        evals_dir=lambda wc, input: os.path.join(
-            os.path.dirname(os.path.dirname(input.saes[0])), "evals"
-        ),
-        records_dir=lambda wc, input: os.path.join(
-            os.path.dirname(os.path.dirname(input.saes[0])), "workflow_metrics"
-        ),
-        seeds=f"--main-seed {MAIN_SEED} --extra-seeds {' '.join(map(str, EXTRA_SEEDS))}",
-        replicated=REPLICATED,
-        ranking=ranking_argument(),
-        reference=reference_argument(),
-        allow_missing="--allow-missing" if config["allow_missing"] else "",
-        threshold=config["visualization"]["headline_threshold"],
-        config=json.dumps(config, sort_keys=True, default=str),
+        # one plan (rules/common.smk), not a flag per setting: see steps/aggregate.py
+        plan=lambda wc, input, output: aggregate_plan(input, output),
     shell:
-        '"$SAEBENCH_PYTHON" -m workflow_scripts.results.collect --variants {params.variants:q} --eval-types {params.eval_types}'
-        " --saes-dir {params.saes_dir} --evals-dir {params.evals_dir} --records-dir {params.records_dir}"
-        " {params.seeds} --replicated {params.replicated} {params.ranking} {params.reference}"
-        " --matched-csv {output.matched} --csv {output.csv} --json {output.json} --long-csv {output.long} --versus-csv {output.versus}"
-        " {params.allow_missing} --threshold {params.threshold} --summary-md {output.summary_md}"
-        " --summary-rst {output.summary_rst} --summary-html {output.summary_html}"
-        " --config {params.config:q} --config-dump {output.config}"
-        " --saebench-dir {output.saebench} > {log} 2>&1"
+        '"$SAEBENCH_PYTHON" -m workflow_scripts.steps.aggregate --plan {params.plan:q} > {log} 2>&1'
 
 
 rule plot:
     input:
         table=f"{OUT}/merged/metrics.csv",
-        long=f"{OUT}/merged/metrics_long.csv",
+        ranks=f"{OUT}/merged/ranking.csv",
         versus=f"{OUT}/merged/versus_baseline.csv",
     output:
         [
@@ -119,7 +98,7 @@ rule plot:
         ranking=ranking_argument(),
         reference=reference_argument(),
     shell:
-        '"$SAEBENCH_PYTHON" -m workflow_scripts.results.plots --table {input.table} --long {input.long}'
+        '"$SAEBENCH_PYTHON" -m workflow_scripts.steps.plot --table {input.table} --ranks {input.ranks}'
         " --versus {input.versus} --eval-types {params.eval_types}"
         " {params.ranking} {params.reference}"
         " --style {params.style:q} --threshold {params.threshold} --out-dir {params.out_dir} > {log} 2>&1"

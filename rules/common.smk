@@ -186,6 +186,33 @@ def aggregate_eval_inputs(wildcards):
     return inputs
 
 
+def aggregate_plan(input, output):
+    """The aggregate step's one argument (steps/aggregate.py documents its keys)."""
+    saes_dir = os.path.dirname(input.saes[0])
+    results_dir = os.path.dirname(saes_dir)
+    plan = {
+        "variants": [json.loads(variant_json(v)) for v in VARIANTS],
+        "eval_types": EVAL_TYPES,
+        "replicated": REPLICATED,
+        "saes_dir": saes_dir,
+        "evals_dir": os.path.join(results_dir, "evals"),
+        "records_dir": os.path.join(results_dir, "workflow_metrics"),
+        "main_seed": MAIN_SEED,
+        "extra_seeds": EXTRA_SEEDS,
+        "allow_missing": config["allow_missing"],
+        "threshold": config["visualization"]["headline_threshold"],
+        "ranking": config["ranking"]["metrics"] or None,
+        "reference": reference_ids(config, VARIANTS),
+        "config": json.loads(json.dumps(config, sort_keys=True, default=str)),
+        "outputs": {
+            name: output[name]
+            for name in ("csv", "json", "long", "versus", "matched", "ranks")
+            + ("summary_md", "summary_rst", "summary_html", "config", "saebench")
+        },
+    }
+    return json.dumps(plan)
+
+
 def reference_argument():
     """`--reference '<json>'`: the reference-frontier SAEs (matched-L0 verdicts), if any."""
     ids = reference_ids(config, VARIANTS)

@@ -77,10 +77,33 @@ import os  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from workflow_scripts.plan import outputs  # noqa: E402
-from workflow_scripts.results import collect, plots, ranking  # noqa: E402
+from workflow_scripts.results import collect, plot_l0, ranking, render  # noqa: E402
 from workflow_scripts.results.ranking import headline_metrics, rank_variants  # noqa: E402
+from workflow_scripts.steps import aggregate  # noqa: E402
+from workflow_scripts.steps import plot as plot_step  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def plan(root, variants, eval_types, outputs, **settings):
+    """The aggregate step's plan (rules/common.smk builds it) for a run laid out under `root`."""
+    return {
+        "variants": variants,
+        "eval_types": eval_types,
+        "replicated": [],
+        "saes_dir": str(root / "saes"),
+        "evals_dir": str(root / "evals"),
+        "records_dir": None,
+        "main_seed": 42,
+        "extra_seeds": [],
+        "allow_missing": False,
+        "threshold": 20,
+        "ranking": None,
+        "reference": [],
+        "config": {},
+        "outputs": {k: str(v) for k, v in outputs.items()},
+        **settings,
+    }
 
 
 def small_run(root, with_core_for_k5=True):
@@ -150,20 +173,22 @@ def test_allow_missing_marks_the_gap(tmp_path):
     assert math.isnan(row.loc["ihtp_k5", "core.sparsity.l0"])
     assert row.loc["ihtp_k5", "sparse_probing.sae.sae_top_1_test_accuracy"] == 0.75
     headlines = headline_metrics(["core", "sparse_probing"])
-    text = ranking.markdown(
-        ranking.Comparison(
-            table,
-            headlines,
-            ["core", "sparse_probing"],
-            long=collect.collect(
-                variants,
-                tmp_path / "saes",
-                tmp_path / "evals",
+    text = render.markdown(
+        ranking.compute(
+            ranking.Comparison(
+                table,
+                headlines,
                 ["core", "sparse_probing"],
-                allow_missing=True,
-            ).long,
-            seeds=[42],
-            missing=table.attrs["missing"],
+                long=collect.collect(
+                    variants,
+                    tmp_path / "saes",
+                    tmp_path / "evals",
+                    ["core", "sparse_probing"],
+                    allow_missing=True,
+                ).long,
+                seeds=[42],
+                missing=table.attrs["missing"],
+            )
         )
     )
     k5_line = next(line for line in text.splitlines() if "| ihtp_k5 |" in line)
@@ -171,44 +196,29 @@ def test_allow_missing_marks_the_gap(tmp_path):
     assert "**Missing pairs**" in text and "core/ihtp_k5" in text
 
 
-def test_cli_fails_naming_the_pair_and_allow_missing_writes_everything(tmp_path, capsys):
+def test_step_fails_naming_the_pair_and_allow_missing_writes_everything(tmp_path, capsys):
     variants = small_run(tmp_path, with_core_for_k5=False)
     out = tmp_path / "merged"
-    args = [
-        "--variants",
-        json.dumps(variants),
-        "--eval-types",
-        "core",
-        "sparse_probing",
-        "--saes-dir",
-        str(tmp_path / "saes"),
-        "--evals-dir",
-        str(tmp_path / "evals"),
-        "--csv",
-        str(out / "metrics.csv"),
-        "--json",
-        str(out / "metrics.json"),
-        "--summary-md",
-        str(out / "ranking.md"),
-        "--summary-rst",
-        str(out / "ranking.rst"),
-        "--summary-html",
-        str(out / "ranking.html"),
-        "--config",
-        '{"allow_missing": true}',
-        "--config-dump",
-        str(out / "config.yaml"),
-        "--saebench-dir",
-        str(tmp_path / "saebench"),
-    ]
-    assert collect.main(args) == 1
+    files = {
+        "csv": out / "metrics.csv",
+        "json": out / "metrics.json",
+        "summary_md": out / "summary.md",
+        "summary_rst": out / "summary.rst",
+        "summary_html": out / "summary.html",
+        "config": out / "config.yaml",
+        "saebench": tmp_path / "saebench",
+    }
+    settings = plan(
+        tmp_path, variants, ["core", "sparse_probing"], files, config={"allow_missing": True}
+    )
+    assert aggregate.run(settings) == 1
     assert "(core, ihtp_k5)" in capsys.readouterr().err and not (out / "metrics.csv").exists()
-    assert collect.main(args + ["--allow-missing"]) == 0
+    assert aggregate.run({**settings, "allow_missing": True}) == 0
     records = json.loads((out / "metrics.json").read_text())
     assert [r["variant"] for r in records] == ["baseline", "ihtp_k5", "ihtp_k10"]
     assert records[1]["core.sparsity.l0"] is None and records[1]["missing"] == "core"
-    assert "missing" in (out / "ranking.rst").read_text()
-    assert "<table" in (out / "ranking.html").read_text()
+    assert "missing" in (out / "summary.rst").read_text()
+    assert "<table" in (out / "summary.html").read_text()
     assert "allow_missing: true" in (out / "config.yaml").read_text()
     # SAE Bench's own names: links for the pairs that exist, none for the missing one
     links = sorted(p.name for p in (tmp_path / "saebench").rglob("*_eval_results.json"))
@@ -307,8 +317,8 @@ def test_pareto_front():
     import numpy as np
 
     x, y = np.array([5.0, 10.0, 20.0, 30.0]), np.array([0.5, 0.4, 0.9, 0.8])
-    assert plots.pareto_front(x, y, higher_is_better=True) == [0, 2]
-    assert plots.pareto_front(x, y, higher_is_better=False) == [0, 1]
+    assert plot_l0.pareto_front(x, y, higher_is_better=True) == [0, 2]
+    assert plot_l0.pareto_front(x, y, higher_is_better=False) == [0, 1]
 
 
 def plot_table(tmp_path, eval_types, **kwargs):
@@ -330,16 +340,21 @@ def test_plots_render_with_gaps_core_only_and_without_core(tmp_path, eval_types)
     table = plot_table(tmp_path, eval_types, with_core_for_k5=False)
     csv = tmp_path / "metrics.csv"
     table.to_csv(csv, index=False)
+    ranks = tmp_path / "ranking.csv"
+    headlines = headline_metrics(eval_types)
+    ranking.compute(ranking.Comparison(table, headlines, eval_types)).ranks().to_csv(ranks)
     out = tmp_path / "plots"
     style = {
         "markers": {"standard": "o", "ihtp": "s"},
         "colors": {"standard": "#1f77b4"},
     }  # ihtp: fallback colour
     assert (
-        plots.main(
+        plot_step.main(
             [
                 "--table",
                 str(csv),
+                "--ranks",
+                str(ranks),
                 "--eval-types",
                 *eval_types,
                 "--style",
@@ -363,26 +378,20 @@ def test_a_headline_threshold_the_eval_did_not_compute_is_an_error(tmp_path, cap
         "baseline",
         {"scr_metrics": {"scr_metric_threshold_10": 0.1, "scr_metric_threshold_20": 0.2}},
     )
-    args = [
-        "--variants",
-        json.dumps([{"id": "baseline", "family": "baseline"}]),
-        "--eval-types",
-        "scr",
-        "--saes-dir",
-        str(tmp_path / "saes"),
-        "--evals-dir",
-        str(tmp_path / "evals"),
-        "--csv",
-        str(tmp_path / "metrics.csv"),
-    ]
-    assert collect.main(args + ["--threshold", "50"]) == 1
+    settings = plan(
+        tmp_path,
+        [{"id": "baseline", "family": "baseline"}],
+        ["scr"],
+        {"csv": tmp_path / "metrics.csv"},
+    )
+    assert aggregate.run({**settings, "threshold": 50}) == 1
     err = capsys.readouterr().err
     assert (
         "scr.scr_metrics.scr_metric_threshold_50" in err
         and "n_values" in err
         and "scr_metric_threshold_10" in err
     )
-    assert collect.main(args + ["--threshold", "10"]) == 0
+    assert aggregate.run({**settings, "threshold": 10}) == 0
 
 
 # --- replicates: synthetic seed spreads ----------------------------------------------------------
@@ -481,7 +490,7 @@ def test_a_missing_replicate_is_an_error_or_reported(tmp_path):
         baseline_of={"baseline": "baseline", "mpsae_s20": "baseline"},
         missing_replicates=merged.missing_replicates,
     )
-    text = ranking.markdown(compared)
+    text = render.markdown(ranking.compute(compared))
     assert "**Missing replicates**" in text and "scr/seed_43/mpsae_s20" in text
     assert "43 (baseline only)" in text  # the unpaired seed is named, not silently dropped
     versus = ranking.versus_baseline(compared).set_index("metric")
@@ -501,7 +510,7 @@ def replicate_summary(root):
         seeds=SEEDS,
         baseline_of={"baseline": "baseline", "mpsae_s20": "baseline"},
     )
-    return compared, ranking.markdown(compared)
+    return compared, render.markdown(ranking.compute(compared))
 
 
 def test_summary_with_replicates_claims_only_what_is_outside_noise(tmp_path):
@@ -510,7 +519,7 @@ def test_summary_with_replicates_claims_only_what_is_outside_noise(tmp_path):
     line = next(row for row in text.splitlines() if "| baseline |" in row and "±" in row)
     assert "0.962 ± 0.017" in line  # probe mean ± t half-width
     # the probe difference is within noise: no bold in that column, both share rank 1 there
-    header, cells, bold = ranking.summary_rows(compared)
+    header, cells, bold = render.summary_rows(ranking.compute(compared))
     column = header.index("top-1 SAE probe accuracy ↑")
     assert not any(marks[column] for marks in bold)
     # SCR: shown with its reliability mark, never ranked by default
@@ -545,10 +554,10 @@ def test_summary_with_one_seed_says_there_is_no_noise_estimate(tmp_path):
         seeds=[42],
         baseline_of={"baseline": "baseline", "mpsae_s20": "baseline"},
     )
-    text = ranking.markdown(compared)
+    text = render.markdown(ranking.compute(compared))
     assert "**One seed (42): no noise estimate exists.**" in text
     assert "replicates.seeds" in text
-    header, cells, bold = ranking.summary_rows(compared)
+    header, cells, bold = render.summary_rows(ranking.compute(compared))
     probe = header.index("top-1 SAE probe accuracy ↑")
     ev = header.index("explained variance ↑")
     assert not any(marks[probe] for marks in bold)  # 0.958 vs 0.942: one seed, not bolded
@@ -563,20 +572,17 @@ def test_ranking_metrics_from_the_config_replace_the_default(tmp_path):
     ranked = ranking.rank_variants(compared.table, compared.headlines, compared)
     assert list(ranked["variant"]) == ["mpsae_s20", "baseline"]  # paired SCR win counts
     assert list(ranked["rank"]) == [1, 2]
-    header, _, _ = ranking.summary_rows(compared)
+    header, _, _ = render.summary_rows(ranking.compute(compared))
     assert "SCR (top 20 latents) ↑" in header and "explained variance ↑†" in header
 
 
 def test_cli_writes_long_and_versus_tables(tmp_path):
     variants = replicate_run(tmp_path)
     out = tmp_path / "merged"
-    args = ["--variants", json.dumps(variants), "--eval-types", *EVALS]
-    args += ["--saes-dir", str(tmp_path / "saes"), "--evals-dir", str(tmp_path / "evals")]
-    args += ["--main-seed", "42", "--extra-seeds", "43", "44"]
-    args += ["--replicated", "sparse_probing", "scr", "--csv", str(out / "metrics.csv")]
-    args += ["--long-csv", str(out / "long.csv"), "--versus-csv", str(out / "versus.csv")]
-    args += ["--summary-md", str(out / "ranking.md")]
-    assert collect.main(args) == 0
+    files = {"csv": out / "metrics.csv", "long": out / "long.csv", "versus": out / "versus.csv"}
+    files.update(summary_md=out / "summary.md", ranks=out / "ranking.csv")
+    settings = plan(tmp_path, variants, EVALS, files, extra_seeds=[43, 44])
+    assert aggregate.run({**settings, "replicated": ["sparse_probing", "scr"]}) == 0
     long = pd.read_csv(out / "long.csv")
     assert len(long[(long["eval_type"] == "scr")]) == 6  # 2 variants x 3 seeds
     versus = pd.read_csv(out / "versus.csv")
@@ -590,12 +596,10 @@ def test_plots_draw_intervals_and_verdicts_with_replicates(tmp_path, monkeypatch
 
     variants = replicate_run(tmp_path)
     out = tmp_path / "merged"
-    args = ["--variants", json.dumps(variants), "--eval-types", *EVALS]
-    args += ["--saes-dir", str(tmp_path / "saes"), "--evals-dir", str(tmp_path / "evals")]
-    args += ["--main-seed", "42", "--extra-seeds", "43", "44", "--replicated"]
-    args += ["sparse_probing", "scr", "--csv", str(out / "metrics.csv")]
-    args += ["--long-csv", str(out / "long.csv"), "--versus-csv", str(out / "versus.csv")]
-    assert collect.main(args) == 0
+    files = {"csv": out / "metrics.csv", "long": out / "long.csv", "versus": out / "versus.csv"}
+    files["ranks"] = out / "ranking.csv"
+    settings = plan(tmp_path, variants, EVALS, files, extra_seeds=[43, 44])
+    assert aggregate.run({**settings, "replicated": ["sparse_probing", "scr"]}) == 0
     drawn, texts = [], []
     original_errorbar, original_text = matplotlib.axes.Axes.errorbar, matplotlib.axes.Axes.text
 
@@ -610,9 +614,9 @@ def test_plots_draw_intervals_and_verdicts_with_replicates(tmp_path, monkeypatch
     monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", errorbar)
     monkeypatch.setattr(matplotlib.axes.Axes, "text", text)
     plots_dir = tmp_path / "plots"
-    cli = ["--table", str(out / "metrics.csv"), "--long", str(out / "long.csv")]
-    cli += ["--versus", str(out / "versus.csv"), "--eval-types", *EVALS, "--out-dir", str(plots_dir)]
-    assert plots.main(cli) == 0
+    cli = ["--table", str(out / "metrics.csv"), "--ranks", str(out / "ranking.csv")]
+    cli += ["--versus", str(out / "versus.csv"), "--eval-types", *EVALS]
+    assert plot_step.main(cli + ["--out-dir", str(plots_dir)]) == 0
     for name in outputs.plot_file_names(EVALS):
         assert_png(plots_dir / name)
     titles = {title for title, _, _ in drawn}

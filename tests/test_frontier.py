@@ -122,7 +122,7 @@ def test_plot_draws_the_reference_frontier_and_each_matched_difference():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from workflow_scripts.results import plots, ranking
+    from workflow_scripts.results import plot_l0, plot_style, ranking
 
     (ev,) = [h for h in ranking.headline_metrics(["core"]) if "explained" in h.label.lower()]
     table = pd.DataFrame(
@@ -138,9 +138,9 @@ def test_plot_draws_the_reference_frontier_and_each_matched_difference():
             ev.column: [0.5, 0.7, 0.8, 0.75, 0.9],
         }
     )
-    style = plots.Style({}, sorted(table["architecture"].unique()))
+    style = plot_style.Style({}, sorted(table["architecture"].unique()))
     fig, ax = plt.subplots()
-    handles = plots.scatter_panel(ax, table, ev, style, ["ref_a", "ref_b", "ref_c"])
+    handles = plot_l0.scatter_panel(ax, table, ev, style, ["ref_a", "ref_b", "ref_c"])
     labels = [h.get_label() for h in handles]
     assert any(label.startswith("reference frontier") for label in labels)
     assert "matched-L0 difference to the frontier" in labels

@@ -261,3 +261,26 @@ def width_problems(variants: dict[str, Variant], widths: dict[str, int]) -> list
                 f"width {width} of baseline '{v.baseline}' (variant {v.id})"
             )
     return problems
+
+
+def baseline_pairs(rows: list[dict]) -> dict[str, str]:
+    """variant -> the baseline it is compared with, from the imported SAEs' rows
+    (`variant`, `family`, `baseline`, `hook`: the merged table's columns).
+
+    Derived variants name their baseline in the variant table. A published SAE's hook point is
+    known only once it is imported, so a comparison or reference SAE is paired with the first
+    baseline on its hook point, if there is one (the variant table names the first baseline)."""
+    ids = {row["variant"] for row in rows}
+    pairs = {
+        row["variant"]: row["baseline"]
+        for row in rows
+        if isinstance(row.get("baseline"), str) and row["baseline"] in ids
+    }
+    baseline_on = {}
+    for row in rows:
+        if row.get("family") == "baseline":
+            baseline_on.setdefault(row.get("hook"), row["variant"])
+    for row in rows:
+        if row.get("family") in ("comparison", "reference") and row.get("hook") in baseline_on:
+            pairs[row["variant"]] = baseline_on[row["hook"]]
+    return pairs

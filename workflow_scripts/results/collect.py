@@ -13,28 +13,24 @@ variance and |code| > 0 density). Both are read into a long table, one row per
   one seed). For replicated eval types each metric also has `<column>_std` (sample standard
   deviation), `<column>_n` (seeds), `<column>_ci_low` / `<column>_ci_high` (95% t-interval of the
   mean; see replicates.py).
-- `versus_baseline.csv`: per variant and headline metric, the paired difference to its baseline
-  with its 95% interval and verdict.
-- the ranked summary (ranking.py), the run's configuration, and links that give every main-seed
-  pair JSON the file name SAE Bench itself would use.
+- links that give every main-seed pair JSON the file name SAE Bench itself would use.
+
+The verdicts and the ranked summary are computed from these (ranking.py) and rendered apart
+(render.py); steps/aggregate.py writes them all.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from numbers import Number
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from workflow_scripts.results import replicates
-from workflow_scripts.results import ranking
 
 ID_COLUMNS = [
     "variant",
@@ -262,157 +258,3 @@ def link_saebench_names(
             if stale.name not in wanted:
                 stale.unlink()
     return made
-
-
-def comparison(merged: Merged, args) -> ranking.Comparison:
-    """What the summary shows, from the merged results and the command line."""
-    table = merged.table
-    baseline_of = {
-        row["variant"]: row["baseline"]
-        for _, row in table.iterrows()
-        if isinstance(row.get("baseline"), str) and row["baseline"] in set(table["variant"])
-    }
-    # a published SAE's hook point is known only once imported: pair it with the baseline on
-    # the same hook point (the variant table names the first baseline), if there is one
-    if "hook" in table and "family" in table:
-        baseline_on = {}
-        for _, row in table[table["family"] == "baseline"].iterrows():
-            baseline_on.setdefault(row["hook"], row["variant"])
-        for _, row in table[table["family"].isin(["comparison", "reference"])].iterrows():
-            if row["hook"] in baseline_on:
-                baseline_of[row["variant"]] = baseline_on[row["hook"]]
-    return ranking.Comparison(
-        table=table,
-        headlines=ranking.headline_metrics(args.eval_types, args.threshold),
-        eval_types=args.eval_types,
-        threshold=args.threshold,
-        long=merged.long,
-        seeds=[args.main_seed, *args.extra_seeds],
-        ranking=json.loads(args.ranking) if args.ranking else None,
-        baseline_of=baseline_of,
-        missing=merged.missing,
-        missing_replicates=merged.missing_replicates,
-        reference=[
-            r
-            for r in json.loads(getattr(args, "reference", None) or "[]")
-            if r in set(table["variant"])
-        ],
-    )
-
-
-def write_outputs(merged: Merged, args) -> None:
-    headlines = ranking.headline_metrics(args.eval_types, args.threshold)
-    table = ensure_columns(merged.table, [h.column for h in headlines])
-    compared = comparison(merged, args)
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.csv, index=False)
-    if args.json:
-        args.json.write_text(table.to_json(orient="records", indent=2))
-    if args.long_csv:
-        merged.long.to_csv(args.long_csv, index=False)
-    if args.versus_csv:
-        ranking.versus_baseline(compared).to_csv(args.versus_csv, index=False)
-    if args.matched_csv:
-        ranking.matched_l0(compared)[0].to_csv(args.matched_csv, index=False)
-    if args.summary_md:
-        args.summary_md.write_text(ranking.markdown(compared))
-    if args.summary_rst or args.summary_html:
-        text = ranking.rst(compared)
-        if args.summary_rst:
-            args.summary_rst.write_text(text)
-        if args.summary_html:
-            args.summary_html.write_text(ranking.html(text))
-    if args.config_dump:
-        args.config_dump.write_text(
-            "# The validated configuration of this run (every default filled in)\n"
-            + yaml.safe_dump(json.loads(args.config), sort_keys=False)
-        )
-    if args.saebench_dir:
-        link_saebench_names(table, args.evals_dir, args.saebench_dir, args.eval_types)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", required=True, help="JSON list of variant-table rows")
-    parser.add_argument("--eval-types", required=True, nargs="+")
-    parser.add_argument("--saes-dir", required=True, type=Path)
-    parser.add_argument("--evals-dir", required=True, type=Path)
-    parser.add_argument(
-        "--records-dir",
-        type=Path,
-        help="the workflow's records of each job (default: <evals-dir>/../workflow_metrics)",
-    )
-    parser.add_argument("--main-seed", type=int, default=42, help="random_seed: the plain paths")
-    parser.add_argument(
-        "--extra-seeds",
-        type=int,
-        nargs="*",
-        default=[],
-        help="the other seeds of replicates.seeds (their runs are under seed_<seed>/)",
-    )
-    parser.add_argument("--replicated", nargs="*", default=[], help="eval types run once per seed")
-    parser.add_argument("--ranking", help="JSON list of ranking.metrics (default: registry's)")
-    parser.add_argument("--csv", required=True, type=Path)
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--long-csv", type=Path, help="(variant, eval_type, metric, seed, value)")
-    parser.add_argument("--versus-csv", type=Path, help="paired differences to the baseline")
-    parser.add_argument(
-        "--reference", help="JSON list of the reference-frontier SAEs (reference_frontier)"
-    )
-    parser.add_argument(
-        "--matched-csv", type=Path, help="differences to the reference frontier at matched L0"
-    )
-    parser.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="mark a missing pair in the table instead of failing",
-    )
-    parser.add_argument(
-        "--threshold",
-        type=int,
-        default=ranking.DEFAULT_THRESHOLD,
-        help="SCR/TPP headline: number of ablated latents",
-    )
-    parser.add_argument("--summary-md", type=Path)
-    parser.add_argument("--summary-rst", type=Path)
-    parser.add_argument("--summary-html", type=Path)
-    parser.add_argument("--config", default="{}", help="JSON of the run's configuration")
-    parser.add_argument("--config-dump", type=Path, help="write --config here as YAML")
-    parser.add_argument(
-        "--saebench-dir", type=Path, help="folder for links under SAE Bench's own file names"
-    )
-    args = parser.parse_args(argv)
-    try:
-        merged = collect(
-            json.loads(args.variants),
-            args.saes_dir,
-            args.evals_dir,
-            args.eval_types,
-            allow_missing=args.allow_missing,
-            records_dir=args.records_dir,
-            main_seed=args.main_seed,
-            extra_seeds=args.extra_seeds,
-            replicated=args.replicated,
-        )
-    except MissingPairError as error:
-        print(f"aggregate: {error}", file=sys.stderr)
-        return 1
-    headlines = ranking.headline_metrics(args.eval_types, args.threshold)
-    problems = missing_headlines(merged.table, headlines)
-    if problems:
-        print("aggregate: " + "; ".join(problems), file=sys.stderr)
-        return 1
-    write_outputs(merged, args)
-    print(merged.table.to_string(index=False, max_cols=12))
-    if merged.missing:
-        print("missing pairs (allow_missing): " + ", ".join(f"{e}/{v}" for e, v in merged.missing))
-    if merged.missing_replicates:
-        print(
-            "missing replicates (allow_missing): "
-            + ", ".join(f"{e}/seed_{s}/{v}" for e, v, s in merged.missing_replicates)
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
