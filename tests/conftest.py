@@ -56,6 +56,17 @@ def write_config(path: Path, base: str | None = None, **overrides) -> Path:
     return path
 
 
+SLOW_FOLDERS = ("workflow", "slurm")  # tests/<folder>/: they run Snakemake or a SLURM cluster
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test under tests/workflow/ and tests/slurm/ `slow`, so `-m "not slow"` runs the
+    unit tests alone (seconds to a few minutes) and `-m slow` the rest."""
+    for item in items:
+        if Path(item.path).parent.name in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO
@@ -64,9 +75,9 @@ def repo() -> Path:
 def _demo_cache() -> Path:
     """The demo assets, built once per version of the builder's code and reused across modules.
 
-    The build is bitwise deterministic for a seed (tests/test_demo_assets.py checks it), so a copy
-    is what the `build_demo_assets` rule would write; tests/test_demo_workflow.py and the SLURM
-    run still build it through the rule.
+    The build is bitwise deterministic for a seed (tests/workflow/test_demo_assets.py checks it),
+    so a copy is what the `build_demo_assets` rule would write; the demo workflow test and the
+    SLURM run still build it through the rule.
     """
     import hashlib
     import tempfile

@@ -495,7 +495,7 @@ class SlurmCluster:
         )
         prolog.chmod(0o755)
         self.ports = (_free_port(), _free_port())
-        conf = f"""# Written by tests/slurm_cluster.py for a test cluster in {s}; removed when it stops.
+        conf = f"""# Written by tests/slurm/slurm_cluster.py for a test cluster in {s}; removed when it stops.
 ClusterName=workflowtest
 SlurmctldHost=localhost
 SlurmctldPort={self.ports[0]}
