@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from workflow_scripts.evals import absorption, autointerp, core, scr_tpp, sparse_probing, unlearning
 from workflow_scripts.evals.base import EvalType, Metric
+from workflow_scripts.plan.config import ConfigError
 
 AUDIT = 'Chanin 2026, "Are Sparse Autoencoder Benchmarks Reliable?", arXiv 2605.18229'
 RESEED_NOISE = f"noisier under reseeding than the field assumes ({AUDIT}): replicate seeds"
@@ -166,8 +167,6 @@ def check_requirements(config: dict, widths: dict | None = None) -> None:
     written, the demo's manifest); the evaluation job checks the rest before it starts.
     Raises ConfigError naming the config key.
     """
-    from workflow_scripts.plan.config import ConfigError
-
     problems = [
         p
         for name in enabled_eval_types(config)

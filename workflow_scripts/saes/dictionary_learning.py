@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from sae_bench.custom_saes.base_sae import BaseSAE
 
+from workflow_scripts.evals import patches
+
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
@@ -69,8 +71,6 @@ def load_dictionary_learning_sae(
     missing or malformed file, an unknown trainer class, a layer or model mismatch, a pickled
     object, tensors that do not fit the trainer's layout, or decoder rows that are not unit norm.
     """
-    from workflow_scripts.evals import patches
-
     ae_path = Path(ae_path)
     config_path = Path(config_path) if config_path else ae_path.with_name("config.json")
     trainer = read_config(config_path)["trainer"]
