@@ -55,14 +55,14 @@ EXTRA_SEEDS = [s for s in eval_registry.replicate_seeds(config) if s != MAIN_SEE
 REPLICATED = [e for e in EVAL_TYPES if eval_registry.REGISTRY[e].seed_dependent]
 CAPTIONS = Path(workflow.basedir) / "rules" / "report"
 AGGREGATE_START = time.time()  # the end-of-run print shows the summary only if this run wrote it
-# Every step is a small entry point (`python -m workflow_scripts.<step>`) of the package beside
+# Every step is a small entry point (`-m workflow_scripts.steps.<step>`) of the package beside
 # this Snakefile; jobs inherit this variable, locally and through sbatch.
 _pythonpath = [workflow.basedir, *filter(None, os.getenv("PYTHONPATH", "").split(os.pathsep))]
 os.environ.update(PYTHONPATH=os.pathsep.join(dict.fromkeys(_pythonpath)))
 
 
 def saebench_python(config, workflow):
-    """The interpreter every job's `-m workflow_scripts.<step>` runs with (config key
+    """The interpreter every job's `-m workflow_scripts.steps.<step>` runs with (config key
     saebench_python, see the schema)."""
     from snakemake_interface_executor_plugins.settings import DeploymentMethod
 

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def snakemake_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
-    # Jobs call `python -m ...`: make it the interpreter running the tests.
+    # Without a .venv beside the Snakefile, jobs call `python -m ...`: the tests' interpreter.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra or {})
     return env

@@ -1,12 +1,12 @@
 """`snakemake --profile profiles/slurm` runs the demo workflow on a real SLURM cluster.
 
-tests/slurm/slurm_cluster.py starts munged, slurmctld and slurmd on this machine (installing Debian's
+slurm_cluster.py (beside this file) starts munged, slurmctld and slurmd on this machine (Debian's
 slurm-wlm and munge if missing; root needed, otherwise these tests skip) with one node that has
 two fake GPUs, and stops them by pid afterwards: Slurm 22.05 (Debian bookworm, the host's) and
 Slurm 24.11 (Debian trixie, in a debootstrap chroot); every run test runs on both. Snakemake runs
 in the scheduler's environment (.venv-scheduler: SLURM executor plugin 2.8.0, jobstep 0.6.1),
 the jobs' Python steps in the SAE Bench environment (.venv). The workflow runs through
-profiles/slurm plus tests/slurm/slurm_overlay (partition, fast polling) on the demo config reduced by
+profiles/slurm plus slurm_overlay/ (partition, fast polling) on the demo config reduced by
 tests/slurm/slurm_overlay/demo_small.yaml to 2 variants x 2 eval types, under `timeout -s INT`.
 
 - tests/slurm/test_slurm_harness.py: the harness ends every daemon and step by pid, and undoes the
@@ -97,7 +97,7 @@ def config_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def overlay(tmp_path_factory, cluster):
-    """tests/slurm/slurm_overlay + profiles/slurm's default-resources with the partition filled in."""
+    """slurm_overlay/ + profiles/slurm's default-resources with the partition filled in."""
     folder = tmp_path_factory.mktemp("overlay")
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     settings = yaml.safe_load((OVERLAY / "config.yaml").read_text())

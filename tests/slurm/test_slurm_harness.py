@@ -1,4 +1,4 @@
-"""The SLURM test clusters (tests/slurm/slurm_cluster.py) clean up after a failing test: every daemon and
+"""The SLURM test clusters (slurm_cluster.py) clean up after a failing test: every daemon and
 job step ended by pid, /etc/slurm restored, the scratch folder removed, and for Slurm 24.11 the
 chroot's mounts undone. A module of its own: the harness holds a machine-wide lock, so it must not
 run while tests/slurm/test_slurm.py's cluster is up."""

@@ -149,7 +149,7 @@ def test_hub_imports_nothing_from_saes():
 
 def test_lazy_project_imports_say_why():
     silent = []
-    for name, path in modules().items():
+    for path in modules().values():
         lines = path.read_text().splitlines()
         for target, line, top in imports(path):
             if top or not target.startswith("workflow_scripts"):

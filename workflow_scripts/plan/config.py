@@ -3,7 +3,7 @@
 The JSON schema in `config/schema.yaml` is the single source of truth for keys and defaults; this
 module only runs Snakemake's own validator over it and rewrites its error into one line that names
 the offending key, because jsonschema's default message buries the path in a schema dump.
-Checks that a schema cannot express (ids derived from several keys) live in `variant_table`.
+Checks that a schema cannot express (ids derived from several keys) live in `plan/variants.py`.
 """
 
 from __future__ import annotations

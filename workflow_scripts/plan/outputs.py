@@ -1,7 +1,7 @@
 """Names of the files the workflow promises: the rules declare them, the plotting writes them.
 
-Kept apart from `plot_metrics` so that building the DAG (`snakemake -n`) does not import
-matplotlib or seaborn.
+Kept apart from the plotting modules (results/plot_*.py) so that building the DAG
+(`snakemake -n`) does not import matplotlib or seaborn.
 """
 
 from __future__ import annotations

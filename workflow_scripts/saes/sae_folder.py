@@ -6,7 +6,7 @@ A folder holds `sae.safetensors` (the state dict, buffers included) and `config.
 
 A published SAE (any SAE Lens release) is a folder with `config.json` alone, architecture
 "sae_lens" and `metadata.sae_lens` = {"release", "sae_id"}: SAE Bench loads it itself from the
-HuggingFace cache (workflow_scripts/saelens.py), as its own runner does.
+HuggingFace cache (saes/saelens.py), as its own runner does.
 """
 
 import json
