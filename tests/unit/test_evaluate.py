@@ -125,3 +125,22 @@ def test_a_job_that_fills_the_shared_cache_publishes_a_run_that_reads_it(
         outputs.append(json.loads(output.read_text())["eval_result_metrics"]["sae"]["path"])
     assert runs == ["filled", "read", "read"]  # the first job ran twice, the second once
     assert outputs == [1.0, 1.0]  # both published a run that read the cache
+
+
+def test_core_batches_are_a_top_level_key_of_the_record(tmp_path, sae_dir, monkeypatch):
+    """Lists stay out of eval_result_metrics (the aggregation flattens its scalars) and keep
+    their full float repr."""
+    batches = {"tokens": [3, 4], "sse": [0.1, 1 / 3], "sst": [1.0, 2.0], "ce": {"tokens": [2]}}
+
+    def run(job):
+        (job.work_dir / "baseline_custom_sae_eval_results.json").write_text("{}")
+        return {"workflow_reconstruction": {"tokens": 7.0}, "core_batches": batches}
+
+    with_runner(monkeypatch, run)
+    output, record = tmp_path / "evals" / "core" / "baseline.json", tmp_path / "record.json"
+    evaluate.evaluate(
+        "core", sae_dir, "baseline", settings(), output, tmp_path / "artifacts", record
+    )
+    written = json.loads(record.read_text())
+    assert written["eval_result_metrics"] == {"workflow_reconstruction": {"tokens": 7.0}}
+    assert written["core_batches"] == batches  # 1/3 round-trips exactly

@@ -3,27 +3,53 @@
 Core has no `run_eval`; it is run through `multiple_evals` with the `core_eval` section's values.
 While it runs, `patches.record_core_reconstruction` feeds its sparsity/variance pass to
 `reconstruction.ReconstructionStats`: the centered explained variance and the |code| > 0 density
-that the workflow records beside SAE Bench's JSON.
+that the workflow records beside SAE Bench's JSON; and `patches.record_core_ce_loss` feeds its
+downstream reconstruction pass to `reconstruction.CELossBatches`. Both passes' per-batch numbers
+go into the record's `core_batches` (`BATCHES_KEY`), for results/core_noise.py's bootstrap.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from workflow_scripts.evals import patches
 from workflow_scripts.evals.base import EvalJob
-from workflow_scripts.evals.reconstruction import ReconstructionStats
+from workflow_scripts.evals.reconstruction import CELossBatches, ReconstructionStats
+
+# the key of `run`'s result that the evaluation step writes as a top-level key of its record
+BATCHES_KEY = "core_batches"
 
 
 def run(job: EvalJob) -> dict | None:
     """Run SAE Bench's core eval; return the workflow's reconstruction metrics
-    (`{group: {name: value}}`), or None when core's sparsity/variance pass did not run."""
+    (`{group: {name: value}}`) and, under `BATCHES_KEY`, the per-batch record
+    (`{"tokens", "sse", "sst": [...], "ce": {...}}`, see `batches`), or None when core's
+    sparsity/variance pass did not run."""
     import sae_bench.evals.core.main as core_main
 
     core = job.settings["section_values"]
     model = job.settings["model"]
-    stats = ReconstructionStats()
-    with patches.record_core_reconstruction(core_main, stats):
+    with recording(core_main) as (stats, ce):
         _multiple_evals(core_main, job, core, model)
-    return stats.metrics() if stats.tokens else None
+    if not stats.tokens:
+        return None
+    return {**stats.metrics(), BATCHES_KEY: batches(stats, ce)}
+
+
+@contextlib.contextmanager
+def recording(core_main) -> Iterator[tuple[ReconstructionStats, CELossBatches]]:
+    """Both recorders, fed by SAE Bench's two passes within the block."""
+    stats, ce = ReconstructionStats(), CELossBatches()
+    with patches.record_core_reconstruction(core_main, stats):
+        with patches.record_core_ce_loss(core_main, ce):
+            yield stats, ce
+
+
+def batches(stats: ReconstructionStats, ce: CELossBatches) -> dict:
+    """`{"tokens", "sse", "sst": [per batch of the sparsity/variance pass], "ce": {"tokens",
+    "without_sae", "with_sae", "with_ablation": [per batch of the reconstruction pass]}}`."""
+    return {**stats.batch_record(), "ce": ce.record()}
 
 
 def _multiple_evals(core_main, job: EvalJob, core: dict, model: dict) -> None:

@@ -27,6 +27,9 @@ Each patch, what it targets (SAE Bench 0.6.0 unless said) and why:
   reconstructions of that pass also reach the workflow's `ReconstructionStats`
   (evals/reconstruction.py: SAE Bench's explained variance is not centered and its density
   ignores negative codes). SAE Bench's own computation and JSON are unchanged.
+- `record_core_ce_loss`: `get_recons_loss` as core/main.py calls it (defined :640, called by name
+  :394 in get_downstream_reconstruction_metrics, once per batch), wrapped so the per-token losses
+  it returns also reach `CELossBatches` (per-batch sums for a bootstrap of ce_loss_score).
 - `checkpoint_files`: the `hf_hub_download` name each dictionary_learning loader module imported
   (custom_saes/relu_sae.py:5, topk_sae.py, batch_topk_sae.py, jumprelu_sae.py, gated_sae.py; the
   loaders call it for `ae.pt` and `config.json`, e.g. relu_sae.py ~92 and ~102): return the files
@@ -277,6 +280,26 @@ def record_core_reconstruction(core_main, stats) -> Iterator[None]:
         yield
     finally:
         core_main.get_sparsity_and_variance_metrics = original
+
+
+@contextlib.contextmanager
+def record_core_ce_loss(core_main, batches) -> Iterator[None]:
+    """Within the block, every call of core's `get_recons_loss` (one per batch of its downstream
+    reconstruction pass, core/main.py:394) also gives `batches` (an
+    `evals.reconstruction.CELossBatches`) the batch tokens, the per-token losses it returned and
+    the `ignore_tokens` SAE Bench passed it (:401). The returned dict is passed on unchanged."""
+    original = core_main.get_recons_loss
+
+    def wrapped(sae, model, batch_tokens, *args, **kwargs):
+        losses = original(sae, model, batch_tokens, *args, **kwargs)
+        batches.add(batch_tokens, losses, kwargs.get("ignore_tokens", set()))
+        return losses
+
+    core_main.get_recons_loss = wrapped
+    try:
+        yield
+    finally:
+        core_main.get_recons_loss = original
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,6 +19,11 @@ exactly the tokens SAE Bench evaluates and excludes the special tokens SAE Bench
 - density over |code| > 0: `frac_alive`, `freq_over_1_percent`, `freq_over_10_percent`
   (as SAE Bench's misc_metrics, but counting negative codes), and `frac_negative_codes`, the
   share of active codes that are negative (0 for a ReLU SAE, where both countings agree).
+
+Per batch, for a noise estimate of differences (results/core_noise.py bootstraps over batches):
+`ReconstructionStats.batch_record()` gives each batch's token count, Σ‖x − x̂‖² and Σ‖x − x̄‖²,
+and `CELossBatches` records, per batch of core's downstream reconstruction pass, what SAE Bench's
+`ce_loss_score` is computed from (see its docstring).
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ class ReconstructionStats:
         self.active_positive = 0.0
         self.active_negative = 0.0
         self.batches = [] if keep_batches else None  # (tokens, mask) per batch, for tests
+        # per batch, in SAE Bench's order (batch_record): n_b, Σ‖x − x̂‖², Σ‖x‖², and Σx, which
+        # stays in memory (d_in float64 per batch, CPU) and is not recorded
+        self.batch_tokens: list[int] = []
+        self.batch_sse: list[float] = []
+        self.batch_sum_sq_x: list[float] = []
+        self.batch_sum_x: list = []
 
     def add(self, tokens, x, codes, x_hat, ignore_tokens) -> None:
         """One batch: tokens (B, L) int; x, x_hat (B, L, d_in); codes (B, L, d_sae).
@@ -57,10 +68,16 @@ class ReconstructionStats:
         if self.sum_x is None:
             self.sum_x = torch.zeros(x.shape[-1], dtype=torch.float64)
             self.active = torch.zeros(codes.shape[-1], dtype=torch.float64)
-        self.tokens += int(x.shape[0])
-        self.sum_x += x.sum(0).cpu()
-        self.sum_sq_x += float(x.pow(2).sum())
-        self.sum_sq_resid += float((x - x_hat).pow(2).sum())
+        n, sum_x = int(x.shape[0]), x.sum(0).cpu()
+        sum_sq_x, sse = float(x.pow(2).sum()), float((x - x_hat).pow(2).sum())
+        self.tokens += n
+        self.sum_x += sum_x
+        self.sum_sq_x += sum_sq_x
+        self.sum_sq_resid += sse
+        self.batch_tokens.append(n)
+        self.batch_sse.append(sse)
+        self.batch_sum_sq_x.append(sum_sq_x)
+        self.batch_sum_x.append(sum_x)
         self.active += (codes != 0).sum(0).double().cpu()
         self.active_positive += float((codes > 0).sum())
         self.active_negative += float((codes < 0).sum())
@@ -90,3 +107,88 @@ class ReconstructionStats:
                 "l0": float(self.active.sum()) / self.tokens,
             },
         }
+
+    def batch_record(self) -> dict[str, list]:
+        """Per batch b: `tokens` n_b, `sse` Σ_t‖x_t − x̂_t‖² and `sst` Σ_t‖x_t − x̄‖² over its
+        evaluated tokens, with x̄ the mean over all the run's tokens (that of `metrics()`):
+        sst_b = Σ‖x‖²_b − 2 x̄·Σx_b + n_b‖x̄‖². Σ_b sst_b is `metrics()`'s total sum of squares up
+        to float64 rounding, so 1 − Σ sse_b / Σ sst_b is its explained_variance_centered. A
+        bootstrap over batches (results/core_noise.py) treats x̄ as fixed: it is not re-estimated
+        on each resample (re-estimating it would lower a resample's Σ sst by a relative O(1/n),
+        n the batches, against sampling noise of O(1/√n): a second-order effect)."""
+        import torch
+
+        if not self.tokens:
+            raise ValueError("no tokens were recorded: SAE Bench's core pass did not run")
+        mean = self.sum_x / self.tokens
+        sums = torch.stack(self.batch_sum_x)  # (batches, d_in) float64
+        n = torch.tensor(self.batch_tokens, dtype=torch.float64)
+        sst = torch.tensor(self.batch_sum_sq_x, dtype=torch.float64)
+        sst = sst - 2 * (sums @ mean) + n * float(mean.pow(2).sum())
+        return {"tokens": list(self.batch_tokens), "sse": list(self.batch_sse), "sst": sst.tolist()}
+
+
+# SAE Bench's per-token losses of its downstream reconstruction pass (get_recons_loss, core/main.py
+# :783-786) -> the names they are recorded under
+CE_LOSSES = {
+    "ce_loss_without_sae": "without_sae",
+    "ce_loss_with_sae": "with_sae",
+    "ce_loss_with_ablation": "with_ablation",
+}
+
+
+class CELossBatches:
+    """Per batch of core's downstream reconstruction pass, what its `ce_loss_score` is made of.
+
+    SAE Bench (core/main.py:367-434) keeps, per batch, the per-token CE losses of the model as it
+    is, with the SAE spliced in and with the hooked activations zero-ablated (get_recons_loss,
+    :654, :752, :760), each masked by its `ignore_tokens` (:404-416: a loss is dropped where the
+    *input* token at that position is a special token, the mask cut to the L − 1 predicted
+    positions); it then concatenates all batches, takes each loss's mean over tokens (:422) and
+    scores (mean_ablation − mean_sae) / (mean_ablation − mean_clean) (:429-432): a ratio of
+    token-weighted means, not a mean of per-batch ratios. So each batch is recorded as its number
+    of kept positions (`tokens`) and the float64 sums of the three losses over them
+    (`without_sae`, `with_sae`, `with_ablation`, nats): Σ over batches of the sums, divided by
+    the Σ of `tokens`, are SAE Bench's means (which it takes in the model's dtype). Sums stay on
+    the device until `record()`, so recording adds no synchronisation to the pass.
+    """
+
+    def __init__(self):
+        self.rows: list = []  # per batch: tensor [tokens, without_sae, with_sae, with_ablation]
+
+    def add(self, tokens, losses, ignore_tokens) -> None:
+        """One batch: the batch tokens (B, L), the dict `get_recons_loss` returned and the
+        ignore_tokens SAE Bench passed it. Without CE losses in it (compute_ce_loss off) nothing
+        is recorded."""
+        import torch
+
+        if not all(key in losses for key in CE_LOSSES):
+            return
+        ignore = [t for t in ignore_tokens if t is not None]
+        keep = None
+        if ignore:
+            keep = ~torch.isin(tokens, torch.tensor(ignore, device=tokens.device))
+        row = []
+        for key in CE_LOSSES:
+            value = losses[key].detach().double()
+            if keep is None:
+                mask = torch.ones_like(value, dtype=torch.bool)
+            else:  # as SAE Bench: the mask cut to the losses' L - 1 positions
+                mask = (keep if keep.shape[1] == value.shape[1] else keep[:, :-1]).to(value.device)
+            if not row:
+                row.append(mask.sum().double())
+            row.append(torch.where(mask, value, 0.0).sum())
+        self.rows.append(torch.stack(row))
+
+    def record(self) -> dict[str, list]:
+        """`{"tokens": [...], "without_sae": [...], "with_sae": [...], "with_ablation": [...]}`,
+        one entry per batch (tokens as int, the loss sums as float)."""
+        import torch
+
+        if not self.rows:
+            return {"tokens": [], **{name: [] for name in CE_LOSSES.values()}}
+        table = torch.stack(self.rows).cpu()
+        record = {"tokens": [int(t) for t in table[:, 0].tolist()]}
+        for column, name in enumerate(CE_LOSSES.values(), start=1):
+            record[name] = table[:, column].tolist()
+        return record

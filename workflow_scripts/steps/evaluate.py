@@ -28,6 +28,8 @@ from workflow_scripts.evals.registry import REGISTRY
 from workflow_scripts.hub import NotCachedError
 
 OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+# keys a runner's result may hold beside its metric groups, written as top-level keys of the record
+RECORD_KEYS = ("core_batches",)  # evals/core.py BATCHES_KEY
 
 
 class NoResultError(RuntimeError):
@@ -177,13 +179,17 @@ def evaluate(
         json.loads(results[0].read_text())  # a truncated file must not be published
         output.parent.mkdir(parents=True, exist_ok=True)
         if workflow_output is not None:
+            own_metrics = dict(own_metrics or {})
+            # lists, kept out of eval_result_metrics (the aggregation reads its scalars)
+            extra = {key: own_metrics.pop(key) for key in RECORD_KEYS if key in own_metrics}
             record = {
                 "eval_type": eval_type,
                 "variant": variant,
                 "random_seed": settings["random_seed"],
                 "saebench_result": os.path.relpath(output, Path(workflow_output).parent),
                 "elapsed_s": round(time.time() - started, 1),
-                "eval_result_metrics": own_metrics or {},
+                "eval_result_metrics": own_metrics,
+                **extra,
             }
             write_workflow_record(Path(workflow_output), record)
         os.replace(results[0], output)
@@ -196,7 +202,13 @@ def write_workflow_record(path: Path, record: dict) -> None:
     """The workflow's own file beside SAE Bench's JSON (written atomically): which seed the pair
     ran with, how long it took, and `eval_result_metrics` the workflow computed itself (core: the
     centered explained variance and |code| > 0 density of evals/reconstruction.py), in SAE Bench's
-    `{group: {name: value}}` layout so the aggregation reads both files the same way."""
+    `{group: {name: value}}` layout so the aggregation reads both files the same way.
+
+    Core's record also has `core_batches` (evals/core.py `batches`), per batch of SAE Bench's two
+    passes, for results/core_noise.py: `tokens`, `sse`, `sst` (sparsity/variance pass) and
+    `ce`: {`tokens`, `without_sae`, `with_sae`, `with_ablation`} (reconstruction pass), floats in
+    full repr (they round-trip exactly). As written here (indent 2, one number a line) that is
+    7 numbers, ~160 bytes, per batch (both passes): ~0.32 MB at the default 2000 + 2000 batches."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(record, indent=2) + "\n")
