@@ -203,6 +203,8 @@ def aggregate_plan(input, output):
         "threshold": config["visualization"]["headline_threshold"],
         "ranking": config["ranking"]["metrics"] or None,
         "reference": reference_ids(config, VARIANTS),
+        "correction": config["statistics"]["correction"],
+        "pooled_noise": config["statistics"]["pooled_noise"],
         "config": json.loads(json.dumps(config, sort_keys=True, default=str)),
         "outputs": {
             name: output[name]

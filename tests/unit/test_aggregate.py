@@ -278,11 +278,12 @@ def ranking_table():
 def test_ranking_rule():
     headlines = [h for h in headline_metrics(["core", "sparse_probing"]) if "ce_loss" not in h.key]
     ranked = rank_variants(ranking_table(), headlines)
-    # EV ranks: b=1, d=1 (tie shares the better rank), a=3, c=4; accuracy: c=1, b=2, a=3 (d missing)
-    # mean: b=1.5, d=1 (its missing metric is left out), c=2.5, a=3
+    # one seed: wins by value. EV (b = d > a > c): b +2, d +2, a +1-2, c -3; accuracy (c > b > a,
+    # d missing: not compared): c +2, b 0, a -2. Scores: b +2, d +2, c -1, a -3; b and d tie,
+    # and the sparser d is listed first
     assert list(ranked["variant"]) == ["d", "b", "c", "a"]
-    assert list(ranked["mean_rank"]) == [1.0, 1.5, 2.5, 3.0]
-    assert list(ranked["rank"]) == [1, 2, 3, 4]
+    assert list(ranked["score"]) == [2.0, 2.0, -1.0, -3.0]
+    assert list(ranked["rank"]) == [1, 1, 3, 4]
 
 
 def test_ranking_ties_go_to_the_sparser_variant():
@@ -292,7 +293,7 @@ def test_ranking_ties_go_to_the_sparser_variant():
     assert list(rank_variants(table, headlines)["variant"]) == [
         "a",
         "b",
-    ]  # both 1.5, a has lower L0
+    ]  # both 0 (one win, one loss), a has lower L0
 
 
 def test_lower_is_better_metrics_rank_ascending():
@@ -493,7 +494,7 @@ def test_a_missing_replicate_is_an_error_or_reported(tmp_path):
     text = render.markdown(ranking.compute(compared))
     assert "**Missing replicates**" in text and "scr/seed_43/mpsae_s20" in text
     assert "43 (baseline only)" in text  # the unpaired seed is named, not silently dropped
-    versus = ranking.versus_baseline(compared).set_index("metric")
+    versus = ranking.compute(compared).versus.set_index("metric")
     assert (
         versus.loc["scr_metrics.scr_metric_threshold_20", "n"] == 2
         and versus.loc["scr_metrics.scr_metric_threshold_20", "seeds"] == "42;44"
@@ -525,18 +526,30 @@ def test_summary_with_replicates_claims_only_what_is_outside_noise(tmp_path):
     # SCR: shown with its reliability mark, never ranked by default
     assert any(h.startswith("SCR (top 20 latents) ↑†") for h in header)
     assert "fails the audit's reliability tests" in text
-    # versus baseline: SCR clearly better when paired, probe within noise
-    versus = ranking.versus_baseline(compared).set_index("metric")
-    assert versus.loc["scr_metrics.scr_metric_threshold_20", "verdict"] == "better"
+    # versus baseline: SCR clearly better when paired, but not ranked: descriptive, no claim
+    versus = ranking.compute(compared).versus.set_index("metric")
+    scr = "scr_metrics.scr_metric_threshold_20"
+    assert versus.loc[scr, "verdict"] == "better (descriptive, uncorrected)"
     assert versus.loc["sae.sae_top_1_test_accuracy", "verdict"] == "within noise"
     assert versus.loc["workflow_reconstruction.explained_variance_centered", "verdict"] == (
         "no noise estimate"
     )
-    assert "## Versus the baseline point" in text and "(better, n=3)" in text
+    assert "## Versus the baseline point" in text and "(better (descriptive" in text
+    # ranked, SCR joins the family (with the probe: two tests, Holm) and its claim survives
+    compared.ranking = [
+        "scr.scr_metrics.scr_metric_threshold_20",
+        "sparse_probing.sae.sae_top_1_test_accuracy",
+    ]
+    results = ranking.compute(compared)
+    versus = results.versus.set_index("metric")
+    assert results.family_size == 2 and versus.loc[scr, "family"] == "confirmatory"
+    assert versus.loc[scr, "p_adjusted"] == pytest.approx(min(1.0, 2 * versus.loc[scr, "p_value"]))
+    assert versus.loc[scr, "verdict"] == "better"
+    compared.ranking = None
     # ranking: probe within noise -> shared rank; EV (core, measured once) by value -> mpsae wins
     ranked = ranking.rank_variants(compared.table, compared.headlines, compared)
     assert list(ranked["variant"]) == ["mpsae_s20", "baseline"]
-    assert list(ranked["mean_rank"]) == pytest.approx([1.0, 4 / 3])  # EV 1|2, probe 1|1, CE 1|1
+    assert list(ranked["score"]) == [1.0, -1.0]  # EV: one win by value; probe, CE: no win
 
 
 def test_summary_with_one_seed_says_there_is_no_noise_estimate(tmp_path):
@@ -586,7 +599,14 @@ def test_cli_writes_long_and_versus_tables(tmp_path):
     long = pd.read_csv(out / "long.csv")
     assert len(long[(long["eval_type"] == "scr")]) == 6  # 2 variants x 3 seeds
     versus = pd.read_csv(out / "versus.csv")
-    assert set(versus["verdict"]) == {"better", "within noise", "no noise estimate"}
+    # SCR is not ranked by default: its rows are descriptive, never a claim
+    assert set(versus["verdict"]) == {
+        "better (descriptive, uncorrected)",
+        "within noise",
+        "no noise estimate",
+    }
+    scr = versus[versus["eval_type"] == "scr"]
+    assert set(scr["family"]) == {"descriptive"}
     table = pd.read_csv(out / "metrics.csv")
     assert "scr.scr_metrics.scr_metric_threshold_20_ci_low" in table
 

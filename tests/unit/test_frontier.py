@@ -1,5 +1,6 @@
-"""Matched-L0 verdicts on synthetic frontiers: interpolation in log L0, Pareto points, the
-range, ties, one-point frontiers, and verdicts with and without replicates."""
+"""Matched-L0 verdicts on synthetic frontiers: interpolation in log L0, the monotone fit, the
+range, ties, one-point frontiers, and verdicts with and without replicates (the frontier's bias
+under noise is simulated in test_frontier_bias.py)."""
 
 import math
 
@@ -17,23 +18,34 @@ def test_interpolates_linearly_in_log_l0_between_pareto_points():
     assert f.at(20) == pytest.approx(0.5 + 0.3 * math.log(2) / math.log(10))  # not linear in L0
 
 
-def test_dominated_points_are_not_the_frontier_and_past_the_last_it_stays_flat():
+def test_a_point_below_a_sparser_one_is_pooled_with_it_not_dropped():
+    """Isotonic fit: a denser point worse than a sparser one is averaged with it (pool adjacent
+    violators), where the upper envelope would drop it and keep the noise-lifted point."""
     f = F.Frontier.from_points([10, 50, 100, 200], [0.5, 0.4, 0.8, 0.7])
-    assert list(f.pareto_l0) == [10, 100]  # 50 is worse than the sparser 10; 200 worse than 100
-    assert f.at(50) == pytest.approx(0.5 + 0.3 * math.log(5) / math.log(10))
-    assert f.at(150) == pytest.approx(0.8)  # the L0-100 SAE is admissible at L0 150
-    assert (f.l0_low, f.l0_high) == (10, 200)
+    assert list(f.points_l0) == [10, 50, 100, 200]
+    assert list(f.points_value) == pytest.approx([0.45, 0.45, 0.75, 0.75])
+    assert f.at(150) == pytest.approx(0.75) and (f.l0_low, f.l0_high) == (10, 200)
+    assert np.all(np.diff(f.points_value) >= 0)
 
 
-def test_ties_at_equal_l0_keep_the_better_point():
+def test_the_fit_is_scipys_isotonic_regression():
+    from scipy.optimize import isotonic_regression
+
+    l0 = [5, 10, 20, 40, 80, 160]
+    values = [0.31, 0.29, 0.45, 0.44, 0.52, 0.61]
+    f = F.Frontier.from_points(l0, values)
+    assert list(f.points_value) == pytest.approx(list(isotonic_regression(values).x))
+
+
+def test_points_at_equal_l0_are_averaged_with_their_weight():
     f = F.Frontier.from_points([10, 10, 100], [0.3, 0.5, 0.8])
-    assert list(f.pareto_l0) == [10, 100] and f.at(10) == pytest.approx(0.5)
+    assert list(f.points_l0) == [10, 100] and f.at(10) == pytest.approx(0.4)
 
 
-def test_lower_is_better_metrics_take_the_lowest_value():
+def test_lower_is_better_metrics_fit_a_non_increasing_curve():
     f = F.Frontier.from_points([10, 100, 100], [2.0, 1.0, 1.5], higher_is_better=False)
-    assert f.at(10) == pytest.approx(2.0) and f.at(100) == pytest.approx(1.0)
-    assert f.at(math.sqrt(1000)) == pytest.approx(1.5)
+    assert f.at(10) == pytest.approx(2.0) and f.at(100) == pytest.approx(1.25)
+    assert f.at(math.sqrt(1000)) == pytest.approx(1.625)
 
 
 @pytest.mark.parametrize("l0s", [[20], [20, 20], [20, float("nan")]])
@@ -75,10 +87,22 @@ def test_verdicts_with_replicates_pair_each_seed_with_that_seeds_frontier(offset
     l0 = math.sqrt(1000)  # frontier 0.65 (+ noise) there
     variant = pd.Series([0.65 + e + o for e, o in zip(noise, offsets)], index=SEEDS)
     result = F.matched_difference(l0, variant, REF_L0, references(noise), True)
-    assert result["verdict"] == expected
+    assert result["verdict"] is None  # the family decides (verdicts.finish)
+    assert F.verdict(result["difference"], result["p_value"], result["n"]) == expected
     assert result["n"] == 3 and result["difference"] == pytest.approx(np.mean(offsets))
     assert result["ci_low"] <= result["difference"] <= result["ci_high"]
+    # the columns add up: value and frontier value are means over the seeds the difference uses
     assert result["frontier_value"] == pytest.approx(0.65)
+    assert result["value"] - result["frontier_value"] == pytest.approx(result["difference"])
+
+
+def test_seeds_without_a_frontier_or_without_the_variant_are_named():
+    refs = references([0.0, 0.1, -0.1])
+    refs.loc[43, "ref_b"] = float("nan")  # seed 43: one reference point, no frontier
+    variant = pd.Series([0.7, 0.7], index=[42, 43])  # seed 44: the references only
+    result = F.matched_difference(31.6, variant, REF_L0, refs, True)
+    assert result["n"] == 1 and result["seeds"] == "42"
+    assert result["unpaired_seeds"] == "43 (no frontier);44 (references only)"
 
 
 def test_outside_the_reference_range_gets_no_verdict():
@@ -90,9 +114,10 @@ def test_outside_the_reference_range_gets_no_verdict():
 def test_measured_once_says_above_or_below_without_a_noise_estimate():
     refs = references([0.0]).iloc[:1]
     above = F.matched_difference(10.0, pd.Series([0.6], index=[42]), REF_L0, refs, True)
-    assert above["verdict"] == F.ABOVE + F.NO_ESTIMATE_SUFFIX and above["n"] == 1
+    assert above["n"] == 1 and math.isnan(above["p_value"])
+    assert F.verdict(above["difference"], above["p_value"], 1) == F.ABOVE + F.NO_ESTIMATE_SUFFIX
     on = F.matched_difference(100.0, pd.Series([0.8], index=[42]), REF_L0, refs, True)
-    assert on["verdict"] == F.ON
+    assert F.verdict(on["difference"], on["p_value"], 1) == F.ON
 
 
 def test_matched_table_compares_each_hook_with_its_own_references():

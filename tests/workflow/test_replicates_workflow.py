@@ -96,13 +96,45 @@ def test_merged_outputs_carry_intervals_and_verdicts(run):
         (versus["metric"] == "sae.sae_top_1_test_accuracy")
         & (versus["variant"] == f"{BASES[0]}__mpsae_s10")
     ].iloc[0]
-    assert row["n"] == len(SEEDS)
+    assert row["n"] == len(SEEDS) and row["family"] == "confirmatory"
     assert row["verdict"] in {"better", "worse", "within noise"}
-    assert (row["ci_low"] > 0) == (row["verdict"] == "better")
+    claimed = row["p_adjusted"] < 0.05
+    assert (row["verdict"] != "within noise") == claimed
+    assert row["p_adjusted"] >= row["p_value"]  # Holm over the run's family
     text = (merged / "summary.md").read_text()
     assert f"seeds {', '.join(map(str, SEEDS))} (n = {len(SEEDS)})" in text
     assert " ± " in text and "## Versus the baseline point" in text
-    assert f"({row['verdict']}, n={len(SEEDS)})" in text
+    assert f"({row['verdict']}, n={len(SEEDS)}, p=" in text
+    assert "**Claims**" in text and "Holm" in text
+
+
+def test_core_differences_are_a_paired_bootstrap_over_the_recorded_batches(run):
+    """Core's rows against the baseline equal a direct paired bootstrap over the two jobs'
+    recorded batches (the same tokens: the check in core_noise would refuse otherwise)."""
+    from workflow_scripts.results import core_noise
+
+    merged = run["out"] / "merged"
+    versus = pd.read_csv(merged / "versus_baseline.csv")
+    variant, base = f"{BASES[0]}__mpsae_s10", BASES[0]
+    row = versus[
+        (versus["variant"] == variant)
+        & (versus["metric"] == "workflow_reconstruction.explained_variance_centered")
+    ].iloc[0]
+    records = {
+        v: json.loads((run["out"] / "workflow_metrics" / "core" / f"{v}.json").read_text())
+        for v in (variant, base)
+    }
+    direct = core_noise.paired_bootstrap(
+        records[variant]["core_batches"],
+        records[base]["core_batches"],
+        core_noise.explained_variance,
+    )
+    assert row["method"] == "paired bootstrap over evaluation batches"
+    for key in ("difference", "ci_low", "ci_high", "p_value"):
+        assert row[key] == pytest.approx(direct[key])
+    table = pd.read_csv(merged / "metrics.csv").set_index("variant")
+    column = "core.workflow_reconstruction.explained_variance_centered"
+    assert row["difference"] == pytest.approx(table.loc[variant, column] - table.loc[base, column])
 
 
 def test_each_variant_is_derived_from_its_own_baseline(run):
@@ -154,14 +186,24 @@ def test_summary_leads_with_matched_l0_verdicts_against_the_sweep_frontier(run):
         assert (row["verdict"] == frontier.OUTSIDE) == (not inside)
         if row["eval_type"] == "sparse_probing" and inside:
             assert row["n"] == len(SEEDS) and row["ci_low"] <= row["difference"] <= row["ci_high"]
-        if row["eval_type"] == "core" and inside:
-            assert row["n"] == 1 and frontier.NO_ESTIMATE_SUFFIX in row["verdict"]
-    # the frontier at a variant's L0 comes from the reference SAEs' own values
-    probe = matched[matched["metric"] == "sae.sae_top_1_test_accuracy"].iloc[0]
-    column = "sparse_probing.sae.sae_top_1_test_accuracy"
-    f = frontier.Frontier.from_points(l0, table.loc[references, column])
-    if f.contains(probe["l0"]):
-        assert probe["frontier_value"] == pytest.approx(f.at(probe["l0"]))
+        if row["eval_type"] == "core" and inside:  # a bootstrap over core's recorded batches
+            assert row["method"] == "paired bootstrap over evaluation batches" and row["n"] >= 2
+            assert row["ci_low"] <= row["difference"] <= row["ci_high"]
+        if inside:  # the columns add up (both metrics of this run are higher-is-better)
+            assert row["value"] - row["frontier_value"] == pytest.approx(row["difference"])
+    # the frontier at a variant's L0 is the fit of the reference SAEs' own values, per seed
+    probe = matched[
+        (matched["metric"] == "sae.sae_top_1_test_accuracy")
+        & (matched["verdict"] != "outside the reference range")
+    ].iloc[0]
+    long = pd.read_csv(merged / "metrics_long.csv")
+    long = long[long["metric"] == "sae.sae_top_1_test_accuracy"]
+    at_seed = []
+    for seed in SEEDS:
+        values = long[long["seed"] == seed].set_index("variant")["value"]
+        fit = frontier.Frontier.from_points(l0, values[references])
+        at_seed.append(fit.at(probe["l0"]))
+    assert probe["frontier_value"] == pytest.approx(sum(at_seed) / len(at_seed))
     text = (merged / "summary.md").read_text()
     assert text.index("## At equal sparsity") < text.index("## All variants, ranked")
     assert text.index("## All variants, ranked") < text.index("## Versus the baseline point")

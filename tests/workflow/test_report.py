@@ -78,33 +78,52 @@ def summary_rows(text):
 
 
 def test_summary_has_every_variant_ranked_by_the_rule(run):
+    """The Copeland rule, recomputed here from the JSONs and the core records: wins − losses
+    summed over the non-L0 headlines; one seed, so the probe wins by value (shown precision),
+    core's metrics by the paired bootstrap over its recorded batches; ties -> lower L0."""
+    from workflow_scripts.results import core_noise
+    from workflow_scripts.results.formatting import format_value
+
     text = (run["out"] / "merged" / "summary.md").read_text()
     rows = summary_rows(text)
     headlines = headline_metrics(EVAL_TYPES)
     values = {v: json_headlines(run["out"], v) for v in VARIANTS}
-    # the rule, recomputed here from the JSONs: mean rank over non-L0 headlines, ties -> lower L0
-    quality = [h for h in headlines if h.key != "sparsity.l0"]
-    mean_rank = {}
-    for v in VARIANTS:
-        ranks = []
-        for h in quality:
-            better = [
-                w
-                for w in VARIANTS
-                if (values[w][h.column] > values[v][h.column]) == h.higher_is_better
-                and values[w][h.column] != values[v][h.column]
-            ]
-            ranks.append(1 + len(better))
-        mean_rank[v] = sum(ranks) / len(ranks)
-    expected = sorted(VARIANTS, key=lambda v: (mean_rank[v], values[v]["core.sparsity.l0"], v))
+    records = {
+        v: json.loads((run["out"] / "workflow_metrics" / "core" / f"{v}.json").read_text())
+        for v in VARIANTS
+    }
+    metric_of = {
+        "workflow_reconstruction.explained_variance_centered": core_noise.explained_variance,
+        "model_performance_preservation.ce_loss_score": core_noise.ce_loss_score,
+    }
+    score = dict.fromkeys(VARIANTS, 0)
+    for h in [h for h in headlines if h.key != "sparsity.l0"]:
+        for a in VARIANTS:
+            for b in VARIANTS:
+                if a == b:
+                    continue
+                if h.key in metric_of:
+                    result = core_noise.paired_bootstrap(
+                        records[a]["core_batches"],
+                        records[b]["core_batches"],
+                        metric_of[h.key],
+                        n_resamples=999,
+                    )
+                    wins = result["ci_low"] > 0
+                else:
+                    x, y = values[a][h.column], values[b][h.column]
+                    wins = format_value(x) != format_value(y) and (x > y) == h.higher_is_better
+                score[a] += wins
+                score[b] -= wins
+    expected = sorted(VARIANTS, key=lambda v: (-score[v], values[v]["core.sparsity.l0"], v))
     assert [row[1] for row in rows] == expected
     for row in rows:
         shown = [float(cell) for cell in row[4 : 4 + len(headlines)]]
         assert shown == pytest.approx(
             [values[row[1]][h.column] for h in headlines], rel=2e-3, abs=1e-3
         )
-        assert float(row[-1]) == pytest.approx(mean_rank[row[1]], abs=0.01)
-    assert "**Ranking**: mean rank over" in text and "no noise estimate exists" in text
+        assert int(row[-1]) == score[row[1]]
+    assert "**Ranking**: score = wins − losses" in text and "no noise estimate exists" in text
 
 
 def test_the_run_prints_the_summary_at_the_end(run):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Number
 from pathlib import Path
 
@@ -97,6 +97,8 @@ class Merged:
     long: pd.DataFrame
     missing: list[tuple[str, str]]
     missing_replicates: list[tuple[str, str, int]]
+    # variant -> its core record's per-batch sums (core_batches), for core_noise.py
+    core_batches: dict = field(default_factory=dict)
 
 
 def merge(*args, **kwargs) -> pd.DataFrame:
@@ -127,6 +129,7 @@ def collect(
     records_dir = Path(records_dir) if records_dir else Path(evals_dir).parent / "workflow_metrics"
     replicated = set(replicated or [])
     rows, long_rows, missing, missing_replicates = [], [], [], []
+    core_batches = {}
     for variant in variants:
         row = variant_row(variant, Path(saes_dir) / variant["id"])
         gaps = []
@@ -152,6 +155,8 @@ def collect(
                     continue
                 values = scalar_metrics(eval_type, result)
                 record = read_record(records_dir / folder / f"{variant['id']}.json")
+                if record and record.get("core_batches") and seed == main_seed:
+                    core_batches[variant["id"]] = record["core_batches"]
                 values.update(scalar_metrics(eval_type, record or {}))
                 long_rows += [
                     {
@@ -172,7 +177,7 @@ def collect(
     columns = ID_COLUMNS + ["missing"]
     metric_columns = sorted(c for c in table.columns if c not in columns)
     table = table[columns + metric_columns]
-    return Merged(table, long, missing, missing_replicates)
+    return Merged(table, long, missing, missing_replicates, core_batches)
 
 
 def _wide(long: pd.DataFrame, replicated: set[str]) -> pd.DataFrame:

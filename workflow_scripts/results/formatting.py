@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 MISSING = "missing"
+UNRANKED_MARK = "†"  # a headline metric left out of the ranking
 
 
 def format_value(value) -> str:

@@ -62,7 +62,10 @@ def plot_heatmap(
                     ]
     marks = verdicts.apply(lambda c: c.map(lambda v: VERDICT_MARKS.get(v, "")))
     annotations = annotations.where(marks == "", annotations + " " + marks)
-    rows = [f"{r}. {short_label(v, 40)}" for r, v in zip(ranked["rank"], ranked["variant"])]
+    rows = [
+        f"{'ref' if pd.isna(r) else int(r)}. {short_label(v, 40)}"  # reference SAEs: not ranked
+        for r, v in zip(ranked["rank"], ranked["variant"])
+    ]
     columns = [
         f"{h.label}{'' if h.column in ranked_columns or h.column == L0 else ' †'}"
         f"\n{h.arrow} {h.direction}"

@@ -8,12 +8,10 @@ import math
 
 import pandas as pd
 
-from workflow_scripts.evals.registry import REGISTRY
 from workflow_scripts.plan.headlines import L0
-from workflow_scripts.results.formatting import MISSING, format_value
-from workflow_scripts.results.ranking import Comparison, Results
-
-UNRANKED_MARK = "†"
+from workflow_scripts.results import notes
+from workflow_scripts.results.formatting import MISSING, UNRANKED_MARK, format_value
+from workflow_scripts.results.ranking import Results
 
 
 def _half_width(row, column: str) -> float:
@@ -47,7 +45,7 @@ def summary_rows(results: Results) -> tuple[list[str], list[list[str]], list[lis
     for h in comparison.headlines:
         mark = "" if h.column in ranked_columns or h.column == L0 else UNRANKED_MARK
         header.append(f"{h.label} {h.arrow}{mark}")
-    header.append("mean rank")
+    header.append("score (wins − losses)")
     bold = results.bold
     cells, marks_all = [], []
     for _, row in ranked.iterrows():
@@ -56,11 +54,38 @@ def summary_rows(results: Results) -> tuple[list[str], list[list[str]], list[lis
         for h in comparison.headlines:
             line.append(_cell(row, h.column))
             marks.append(row["variant"] in bold[h.column])
-        line.append("" if pd.isna(row["mean_rank"]) else f"{row['mean_rank']:.2f}")
+        line.append("" if pd.isna(row["score"]) else f"{row['score']:+.0f}")
         marks.append(False)
         cells.append(line)
         marks_all.append(marks)
     return header, cells, marks_all
+
+
+def reference_rows(results: Results) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the reference SAEs' values (listed apart, not ranked)."""
+    comparison = results.comparison
+    header = ["reference SAE", "architecture", "parameter"]
+    header += [f"{h.label} {h.arrow}" for h in comparison.headlines]
+    cells = []
+    for _, row in results.references.iterrows():
+        line = [str(row["variant"]), str(row["architecture"]), _param(row)]
+        cells.append(line + [_cell(row, h.column) for h in comparison.headlines])
+    return header, cells
+
+
+def _test_cell(r) -> str:
+    """Δ ± half-width (verdict, n, adjusted p) of one versus or matched row."""
+    text = f"{float(r['difference']):+.3f}"
+    if not pd.isna(r["ci_low"]):
+        text += f" ± {(float(r['ci_high']) - float(r['ci_low'])) / 2:.3f}"
+    detail = [str(r["verdict"]), f"n={int(r['n'])}"]
+    if not pd.isna(r.get("p_adjusted", math.nan)):
+        detail.append(f"p={_p(r['p_adjusted'])}")
+    return f"{text} ({', '.join(detail)})"
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 MATCHED_WHY = (
@@ -96,32 +121,43 @@ def matched_rows(results: Results) -> tuple[list[str], list[list[str]], list[str
             if pd.isna(r["difference"]):
                 line.append(str(r["verdict"]))
                 continue
-            text = f"{float(r['difference']):+.3f}"
-            if not pd.isna(r["ci_low"]):
-                text += f" ± {(float(r['ci_high']) - float(r['ci_low'])) / 2:.3f}"
-            line.append(f"{text} ({r['verdict']}, n={int(r['n'])})")
+            line.append(_test_cell(r))
         rows.append(line)
     notes = [
         MATCHED_WHY,
+        "The frontier is a monotone (isotonic) fit of each seed's reference values in L0 order, "
+        "interpolated in log L0: not the upper envelope of the points, which noise lifts. "
         "Δ = variant − frontier at the variant's L0, signed so that + is better (↓ metrics: "
-        "frontier − variant); with replicates, per seed against that seed's frontier, ± the "
-        "half-width of the 95% t-interval: *above* / *below the frontier* when the interval "
-        "excludes 0, *within noise* when it includes it; one seed: above/below without a noise "
-        "estimate. A variant whose L0 is outside the reference SAEs' L0 range gets *outside the "
-        "reference range*, never an extrapolated verdict.",
+        "frontier − variant), per seed against that seed's frontier, ± the half-width of its "
+        "95% t-interval over seeds; *above* / *below the frontier* when the adjusted p (p) of "
+        "the run's family is below 0.05, *within noise* otherwise; one seed: the direction "
+        "without a noise estimate. A variant whose L0 is outside the reference SAEs' L0 range "
+        "gets *outside the reference range*, never an extrapolated verdict.",
         f"Reference SAEs (`reference_frontier`): {', '.join(comparison.reference)}.",
     ]
     notes += [f"No frontier for {p}." for p in problems]
+    gaps = table[table.get("unpaired_seeds", pd.Series(dtype=str)).fillna("") != ""]
+    for _, r in gaps.drop_duplicates(["variant", "eval_type", "unpaired_seeds"]).iterrows():
+        notes.append(
+            f"{r['variant']}, {r['eval_type']}: seeds left out of the matched difference: "
+            f"{r['unpaired_seeds']}."
+        )
     return header, rows, notes
 
 
-def versus_rows(results: Results) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the versus-baseline table: Δ ± half-width (verdict) per metric."""
+def versus_rows(results: Results, references: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the versus-baseline table: Δ ± half-width (verdict) per metric; the
+    reference SAEs' rows (descriptive) with `references`."""
     comparison, table = results.comparison, results.versus
     headlines = [h for h in comparison.headlines if h.column != L0]
     header = ["variant", "baseline"] + [f"Δ {h.label} {h.arrow}" for h in headlines]
     rows = []
-    order = [v for v in comparison.table["variant"] if v in set(table.get("variant", []))]
+    apart = set(results.references["variant"])
+    order = [
+        v
+        for v in comparison.table["variant"]
+        if v in set(table.get("variant", [])) and (v in apart) == references
+    ]
     for variant in order:
         mine = table[table["variant"] == variant]
         line = [variant, str(mine["baseline"].iloc[0])]
@@ -130,113 +166,9 @@ def versus_rows(results: Results) -> tuple[list[str], list[list[str]]]:
             if match.empty or pd.isna(match["difference"].iloc[0]):
                 line.append(MISSING)
                 continue
-            r = match.iloc[0]
-            text = f"{float(r['difference']):+.3f}"
-            if not pd.isna(r["ci_low"]):
-                text += f" ± {(float(r['ci_high']) - float(r['ci_low'])) / 2:.3f}"
-            text += f" ({r['verdict']}, n={int(r['n'])})"
-            line.append(text)
+            line.append(_test_cell(match.iloc[0]))
         rows.append(line)
     return header, rows
-
-
-def _notes(comparison: Comparison) -> list[str]:
-    c = comparison
-    notes = []
-    replicated = [e for e in c.eval_types if REGISTRY[e].seed_dependent]
-    fixed = [e for e in c.eval_types if not REGISTRY[e].seed_dependent]
-    if c.replicated:
-        notes.append(
-            f"**Replicates**: seeds {', '.join(map(str, c.seeds))} (n = {len(c.seeds)}) for "
-            f"{', '.join(replicated) or 'no eval type'}; values are mean ± half-width of the "
-            "95% t-interval of the mean over seeds."
-        )
-    else:
-        seed = c.seeds[0] if c.seeds else "the configured seed"
-        notes.append(
-            f"**One seed ({seed}): no noise estimate exists.** Seed-dependent metrics are single "
-            "draws of SAE Bench's data split and probe training; a difference between two "
-            "variants may be seed noise. Set `replicates.seeds: [42, 43, 44]` (or more) to run "
-            "them once per seed and get 95% intervals, paired verdicts and a ranking that "
-            "counts only differences outside noise. No seed-dependent value is bolded."
-        )
-    for e in fixed:
-        notes.append(f"`{e}` is measured once: {REGISTRY[e].seed_note}.")
-    ranked = [h.label for h in c.headlines if h.column in set(c.ranked_columns)]
-    rule = (
-        "on a replicated metric a variant's rank is 1 + the number of variants that beat it "
-        "outside noise (paired 95% interval of the difference excludes 0), so variants within "
-        "noise of each other share a rank; on a metric measured once, by value"
-        if c.replicated
-        else "by value (rank 1 = best in the metric's direction, ties share the better rank); "
-        "provisional with one seed"
-    )
-    notes.append(
-        f"**Ranking**: mean rank over {', '.join(ranked) or 'no metric'} (`ranking.metrics`); "
-        f"{rule}. A missing metric is left out of that variant's mean; equal means share the "
-        "rank; the order breaks ties by lower L0, then variant id. L0 is shown, not ranked: "
-        "compare variants at similar L0 (see the Pareto plots)."
-    )
-    notes.append(
-        "**Bold**: a column's best value, only where it is clear: outside noise of every other "
-        "variant (replicated metrics) or strictly best at the shown precision (metrics "
-        "measured once that do not depend on the seed)."
-    )
-    for h in c.headlines:
-        if h.reliability:
-            mark = (
-                f" {UNRANKED_MARK} not ranked"
-                if h.column not in set(c.ranked_columns) and h.column != L0
-                else ""
-            )
-            notes.append(f"*{h.label}*{mark}: {h.reliability}.")
-    if "core" in c.eval_types:
-        notes.append(
-            "*Explained variance* is the workflow's centered value, 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² "
-            "over core's tokens (`core.workflow_reconstruction.explained_variance_centered`). "
-            "SAE Bench 0.6.0's `core.reconstruction_quality.explained_variance` divides by the "
-            "variance about zero (a mean predictor scores near 1 when activations have a large "
-            "mean) and `explained_variance_legacy` averages per-token ratios; both stay in "
-            "metrics.csv under SAE Bench's names."
-        )
-    if {"scr", "tpp"} & set(c.eval_types):
-        notes.append(
-            f"SCR/TPP: score with the top {c.threshold} latents ablated "
-            "(`visualization.headline_threshold`)."
-        )
-    if "core" not in c.eval_types:
-        notes.append("The core eval is disabled: no L0 (sparsity) to compare at.")
-    if c.missing:
-        pairs = ", ".join(f"{e}/{v}" for e, v in c.missing)
-        notes.append(
-            f"**Missing pairs** (allow_missing: true; shown as `{MISSING}`, their metrics left "
-            f"out of the variant's mean rank): {pairs}."
-        )
-    if c.missing_replicates:
-        runs = ", ".join(f"{e}/seed_{s}/{v}" for e, v, s in c.missing_replicates)
-        notes.append(
-            f"**Missing replicates** (allow_missing: true; their seeds are left out of the "
-            f"means, intervals and pairings): {runs}."
-        )
-    return notes
-
-
-def _versus_notes(results: Results) -> list[str]:
-    notes = [
-        "Δ = variant − its baseline on the same seeds (same data split and probe training), "
-        "± half-width of the 95% t-interval of the paired differences; *better* / *worse* "
-        "when that interval excludes 0 in the metric's direction, *within noise* when it "
-        "includes 0, *no noise estimate* with fewer than two paired seeds (metrics measured "
-        "once: the difference is exact for those tokens, its sampling error unknown)."
-    ]
-    unpaired = results.versus
-    unpaired = unpaired[unpaired.get("unpaired_seeds", pd.Series(dtype=str)).fillna("") != ""]
-    for _, r in unpaired.iterrows():
-        notes.append(
-            f"{r['variant']} vs {r['baseline']}, {r['eval_type']}: seeds without a partner, "
-            f"left out of the pairing: {r['unpaired_seeds']}."
-        )
-    return notes
 
 
 def markdown(results: Results) -> str:
@@ -260,16 +192,26 @@ def markdown(results: Results) -> str:
     for line, marks in zip(cells, bold):
         lines.append("| " + " | ".join(f"**{c}**" if b else c for c, b in zip(line, marks)) + " |")
     lines.append("")
-    lines += [f"- {note}" for note in _notes(comparison)]
+    lines += [f"- {note}" for note in notes.summary_notes(results)]
+    r_header, r_rows = reference_rows(results)
+    if r_rows:
+        lines += ["", "## Reference SAEs (the frontier's points; listed apart, not ranked)", ""]
+        lines += _md_table(r_header, r_rows)
     v_header, v_rows = versus_rows(results)
     if v_rows:
         lines += ["", "## Versus the baseline point (paired by seed, not matched in L0)", ""]
-        lines.append("| " + " | ".join(v_header) + " |")
-        lines.append("|" + "|".join("---" for _ in v_header) + "|")
-        lines += ["| " + " | ".join(row) + " |" for row in v_rows]
-        lines.append("")
-        lines += [f"- {note}" for note in _versus_notes(results)]
+        lines += _md_table(v_header, v_rows)
+        lines += [f"- {note}" for note in notes.versus_notes(results)]
+    d_header, d_rows = versus_rows(results, references=True)
+    if d_rows:
+        lines += ["", "## Reference SAEs versus the baseline (descriptive, not corrected)", ""]
+        lines += _md_table(d_header, d_rows)
     return "\n".join(lines) + "\n"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows] + [""]
 
 
 def _rst_cell(text: str, bold: bool) -> str:
@@ -307,13 +249,21 @@ def rst(results: Results) -> str:
     lines += _rst_table(
         "Headline metrics, ranked (↑ higher is better, ↓ lower is better)", header, cells, bold
     )
-    lines += [_rst_note(note) for note in _notes(comparison)]
+    lines += [_rst_note(note) for note in notes.summary_notes(results)]
+    r_header, r_rows = reference_rows(results)
+    if r_rows:
+        title = "Reference SAEs (the frontier's points; listed apart, not ranked)"
+        lines += [""] + _rst_table(title, r_header, r_rows)
     v_header, v_rows = versus_rows(results)
     if v_rows:
         lines += [""] + _rst_table(
             "Versus the baseline point (paired by seed, not matched in L0)", v_header, v_rows
         )
-        lines += [_rst_note(note) for note in _versus_notes(results)]
+        lines += [_rst_note(note) for note in notes.versus_notes(results)]
+    d_header, d_rows = versus_rows(results, references=True)
+    if d_rows:
+        title = "Reference SAEs versus the baseline (descriptive, not corrected)"
+        lines += [""] + _rst_table(title, d_header, d_rows)
     return "\n".join(lines) + "\n"
 
 

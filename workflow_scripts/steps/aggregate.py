@@ -7,7 +7,8 @@ The plan (built by `aggregate_plan` in rules/common.smk) holds:
   variants      the variant table's rows; eval_types, replicated: the enabled / replicated types
   saes_dir, evals_dir, records_dir: where the SAE folders, SAE Bench JSONs and records are
   main_seed, extra_seeds; allow_missing; threshold (SCR/TPP headline); ranking (ranking.metrics
-  or null); reference (the reference-frontier SAE ids); config (the validated configuration)
+  or null); reference (the reference-frontier SAE ids); correction, pooled_noise (the
+  `statistics` section); config (the validated configuration)
   outputs       csv, json, long, versus, matched, ranks, summary_md, summary_rst, summary_html,
                 config, saebench: the paths to write (any may be left out)
 """
@@ -43,6 +44,9 @@ def comparison(merged: collect.Merged, plan: dict) -> ranking.Comparison:
         missing=merged.missing,
         missing_replicates=merged.missing_replicates,
         reference=[r for r in plan.get("reference") or [] if r in variants],
+        core_batches=merged.core_batches,
+        correction=plan.get("correction", "holm"),
+        pooled_noise=plan.get("pooled_noise", True),
     )
 
 
