@@ -116,4 +116,19 @@ def seed_demo_assets(workdir: Path) -> None:
     """Give a demo workdir its assets up front (saves each test module a 1-2 minute build)."""
     target = workdir / "resources" / "demo"
     if not target.exists():
-        shutil.copytree(_demo_cache(), target)
+        copy_demo_assets(target)
+
+
+def copy_demo_assets(target: Path) -> dict:
+    """A copy of the session's demo build at `target`, its manifest's paths pointing there (the
+    builder writes absolute paths); returns the manifest."""
+    import json
+
+    cache = _demo_cache()
+    shutil.copytree(cache, target)
+    manifest_path = target / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    built_at = manifest["paths"]["root"]
+    text = manifest_path.read_text().replace(json.dumps(built_at)[1:-1], str(target))
+    manifest_path.write_text(text)
+    return json.loads(text)

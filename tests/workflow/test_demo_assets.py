@@ -1,7 +1,8 @@
 """Behaviour of the local demo: the builder, the local loaders, and SAE Bench's real evals on it.
 
-Builds the demo once per module (about 20-40 s on 2 cores), then runs SAE Bench's core and
-sparse_probing evals through its own Python API with the hub switched off.
+Uses the session's demo build (tests/conftest.py; the builder's determinism is tested here on a
+tiny build), then runs SAE Bench's core and sparse_probing evals through its own Python API with
+the hub switched off.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import copy_demo_assets
 from workflow_scripts.demo.build import (
     BIAS_IN_BIOS,
     BIAS_IN_BIOS_SET1,
@@ -45,7 +47,9 @@ TINY = dict(
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> dict:
-    return build_demo_assets(tmp_path_factory.mktemp("demo"), seed=42)
+    """The demo's own build (seed 42, default sizes): the session's shared build, copied (the
+    same bytes the builder writes for that seed: test_build_is_deterministic_for_a_seed)."""
+    return copy_demo_assets(tmp_path_factory.mktemp("demo") / "demo")
 
 
 def _load_relu_sae(manifest: dict):

@@ -1,6 +1,8 @@
 """The demo runs end to end through Snakemake, offline, and reruns only what changed.
 
-One demo run (module fixture) feeds every test here; it takes a few minutes on 2 cores.
+One demo run (module fixture) feeds every test here: the README's demo config with every one of
+its eval types, on one variant of each family (the config's others add jobs, not paths), and the
+session's demo build seeded in (the build rule itself runs in the SLURM test on Slurm 22.05).
 """
 
 import json
@@ -11,15 +13,21 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, run_snakemake, write_config
+from conftest import REPO, run_snakemake, seed_demo_assets, write_config
 from workflow_scripts.evals.registry import REGISTRY
 
 DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
 EVAL_TYPES = [e for e, on in DEMO["eval_types"].items() if on]
+# one value of each of the demo's families: the smallest config that exercises every path
+SAE_VARIANTS = {
+    **DEMO["sae_variants"],
+    "ihtp": {"enabled": True, "k_values": DEMO["sae_variants"]["ihtp"]["k_values"][:1]},
+    "mpsae": {"enabled": True, "s_values": DEMO["sae_variants"]["mpsae"]["s_values"][:1]},
+}
 VARIANTS = (
     ["baseline"]
-    + [f"ihtp_k{k}" for k in DEMO["sae_variants"]["ihtp"]["k_values"]]
-    + [f"mpsae_s{s}" for s in DEMO["sae_variants"]["mpsae"]["s_values"]]
+    + [f"ihtp_k{k}" for k in SAE_VARIANTS["ihtp"]["k_values"]]
+    + [f"mpsae_s{s}" for s in SAE_VARIANTS["mpsae"]["s_values"]]
 )
 
 
@@ -41,7 +49,8 @@ def demo_run(tmp_path_factory):
         "PYTHONPATH": str(REPO / "tests" / "network_guard"),
         "WORKFLOW_TEST_NETWORK_LOG": str(network_log),
     }
-    config = write_config(workdir / "demo.yaml", "demo.yaml")
+    config = write_config(workdir / "demo.yaml", "demo.yaml", sae_variants=SAE_VARIANTS)
+    seed_demo_assets(workdir)
     result = run_snakemake(
         ["--cores", "2", "--configfile", str(config)], workdir, env=env, timeout=1200
     )
@@ -108,7 +117,7 @@ def test_metrics_mean_something(demo_run):
         baseline["sparse_probing.llm.llm_test_accuracy"] > 0.6
     )  # 5 classes one-vs-rest: chance 0.5
     # MP with s steps never activates more than s latents per token
-    for s in DEMO["sae_variants"]["mpsae"]["s_values"]:
+    for s in SAE_VARIANTS["mpsae"]["s_values"]:
         assert table.loc[f"mpsae_s{s}", "core.sparsity.l0"] <= s + 1e-6
 
 
@@ -128,11 +137,11 @@ def test_rerun_does_nothing(demo_run):
 
 def test_adding_a_variant_runs_only_its_jobs(demo_run):
     workdir = demo_run["workdir"]
-    ks = DEMO["sae_variants"]["ihtp"]["k_values"] + [3]
+    ks = SAE_VARIANTS["ihtp"]["k_values"] + [3]
     config = write_config(
         workdir / "demo_plus.yaml",
         "demo.yaml",
-        sae_variants={**DEMO["sae_variants"], "ihtp": {"enabled": True, "k_values": ks}},
+        sae_variants={**SAE_VARIANTS, "ihtp": {"enabled": True, "k_values": ks}},
     )
     before = {p: p.stat().st_mtime for p in (workdir / "results" / "evals").rglob("*.json")}
     result = run_snakemake(

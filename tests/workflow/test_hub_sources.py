@@ -9,11 +9,11 @@ import time
 
 import pytest
 import torch
-from test_dictionary_learning import D_IN, D_SAE, write_checkpoint
+from checkpoints import D_IN, D_SAE, write_checkpoint
 
 from conftest import REPO, run_snakemake, snakemake_env
 from workflow_scripts.plan.releases import resolve
-from workflow_scripts.saes import sae_folder
+from workflow_scripts.saes import loading, sae_folder
 
 REPO_ID = "canrager/lm_sae"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -109,7 +109,7 @@ def test_published_sae_loads_through_saelens_from_offline_hub_cache(tmp_path, mo
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
-    sae = sae_folder.load_sae(out)
+    sae = loading.load(out)  # a published SAE's folder: SAE Lens loads it
     snapshot = hf_home / "hub" / "models--canrager--lm_sae" / "snapshots" / COMMIT / TOPK_PATH
     reference = load_dictionary_learning_sae(snapshot / "ae.pt", "pythia-70m-deduped", 4)
     x = torch.randn(16, D_IN, generator=torch.Generator().manual_seed(0))
@@ -366,7 +366,7 @@ def test_prefetch_records_files_and_never_the_token(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "workflow_scripts.hub",
+        "workflow_scripts.steps.prefetch",
         "--plan",
         json.dumps(plan),
         "--manifest",

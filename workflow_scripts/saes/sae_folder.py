@@ -85,6 +85,18 @@ def saelens_source(config: dict) -> dict | None:
     return config["metadata"]["sae_lens"]
 
 
+def variant_metadata(variant: dict, **where_from) -> dict:
+    """A folder's metadata for a variant-table row: where it came from, then its id, family and
+    parameter."""
+    return {
+        **where_from,
+        "variant": variant["id"],
+        "family": variant["family"],
+        "param_name": variant.get("param_name"),
+        "param": variant.get("param"),
+    }
+
+
 def save_sae(sae: BaseSAE, folder: str | Path, metadata: dict | None = None) -> Path:
     """Write `folder/sae.safetensors` and `folder/config.json` atomically.
 

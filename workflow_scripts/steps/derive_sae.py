@@ -31,12 +31,8 @@ def derive(variant: dict, base: Path, output: Path):
             f"the width {base_sae.cfg.d_sae} of the baseline {base}"
         )
     sae = derive_variant(family, variant["param"], base_sae, cls=cls)
-    metadata = {"derived_from": str(base), "class": source["class"]}
-    metadata.update(
-        variant=variant["id"],
-        family=family,
-        param_name=variant.get("param_name"),
-        param=variant.get("param"),
+    metadata = sae_folder.variant_metadata(
+        variant, derived_from=str(base), **{"class": source["class"]}
     )
     sae_folder.save_sae(sae, output, metadata=metadata)
     return sae

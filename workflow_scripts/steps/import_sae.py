@@ -84,14 +84,8 @@ def build(variant: dict, model_name: str, output: Path):
     else:
         ae, config = hub.fetch_checkpoint(source["repo_id"], source["filename"])
     sae = load_dictionary_learning_sae(ae, model_name, source["hook_layer"], config)
-    metadata = {"source": {k: v for k, v in source.items() if v is not None}}
-    metadata.update(
-        variant=variant["id"],
-        family=family,
-        param_name=variant.get("param_name"),
-        param=variant.get("param"),
-    )
-    sae_folder.save_sae(sae, output, metadata=metadata)
+    given = {k: v for k, v in source.items() if v is not None}
+    sae_folder.save_sae(sae, output, metadata=sae_folder.variant_metadata(variant, source=given))
     return sae
 
 
