@@ -128,7 +128,9 @@ def pairwise_wins(comparison: Comparison, column: str, h: Headline, values: pd.S
     seeds = comparison.by_seed(column)
     if seeds is not None:
         return replicates.pairwise_beats(seeds[values.index], h.higher_is_better), False
-    if verdicts.core_metric(column) and all(v in comparison.core_batches for v in values.index):
+    if verdicts.core_metric(column) and verdicts.enough_batches(
+        comparison.core_batches, values.index
+    ):
         return verdicts.bootstrap_wins(column, comparison.core_batches, values.index, h), False
     shown = {v: format_value(x) for v, x in values.items()}
     sign = 1.0 if h.higher_is_better else -1.0

@@ -196,6 +196,14 @@ CORE_METRICS = {
     "model_performance_preservation.ce_loss_score": core_noise.ce_loss_score,
 }
 BOOTSTRAP = "paired bootstrap over evaluation batches"
+# fewer batches than this give no noise estimate: a percentile interval over a handful of
+# resampling units is too narrow (as a bootstrap over 3 seeds would be, replicates.py)
+MIN_BATCHES = 20
+
+
+def enough_batches(batches: dict, variants) -> bool:
+    """Whether every one of `variants` has per-batch records of at least MIN_BATCHES batches."""
+    return all(v in batches and len(batches[v]["tokens"]) >= MIN_BATCHES for v in variants)
 
 
 def core_metric(column: str):
@@ -216,6 +224,18 @@ def _bootstrap_row(row: dict, result: dict) -> dict:
     }
 
 
+def _too_few(row: dict, n_batches: int) -> dict:
+    """A core row whose records have too few batches for a bootstrap: no noise estimate."""
+    return {
+        **row,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "p_value": math.nan,
+        "n": n_batches,
+        "method": f"no bootstrap: {n_batches} evaluation batches, fewer than {MIN_BATCHES}",
+    }
+
+
 def core_versus(versus: pd.DataFrame, batches: dict) -> pd.DataFrame:
     """Core rows of the versus table with a paired bootstrap over batches where both SAEs have
     per-batch records (variant − baseline, raw sign); the others unchanged."""
@@ -224,6 +244,9 @@ def core_versus(versus: pd.DataFrame, batches: dict) -> pd.DataFrame:
         metric = core_metric(f"{r['eval_type']}.{r['metric']}")
         row = r.to_dict()
         if metric and r["variant"] in batches and r["baseline"] in batches:
+            if not enough_batches(batches, [r["variant"], r["baseline"]]):
+                rows.append(_too_few(row, len(batches[r["variant"]]["tokens"])))
+                continue
             result = core_noise.paired_bootstrap(
                 batches[r["variant"]], batches[r["baseline"]], metric
             )
@@ -249,6 +272,9 @@ def core_matched(matched: pd.DataFrame, table: pd.DataFrame, batches: dict) -> p
         refs = [x for x in str(r["reference"]).split(";") if x]
         usable = metric and not isinstance(r["verdict"], str) and r["variant"] in batches
         if usable and refs and all(x in batches for x in refs):
+            if not enough_batches(batches, [r["variant"], *refs]):
+                rows.append(_too_few(row, len(batches[r["variant"]]["tokens"])))
+                continue
             result = core_noise.bootstrap_against_frontier(
                 batches[r["variant"]],
                 float(r["l0"]),
@@ -259,6 +285,10 @@ def core_matched(matched: pd.DataFrame, table: pd.DataFrame, batches: dict) -> p
                 higher_is_better=True,  # both core headline metrics
             )
             row = _bootstrap_row(row, result)
+            # value and frontier value from the same batch sums as the difference, so that they
+            # add up (SAE Bench's own CE score rounds its means in the model's dtype: ~1e-6)
+            row["value"] = float(metric(batches[r["variant"]]))
+            row["frontier_value"] = row["value"] - result["difference"]
         rows.append(row)
     return pd.DataFrame(rows, columns=matched.columns)
 
