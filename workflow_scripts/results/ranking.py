@@ -124,14 +124,14 @@ def ranked_set(table: pd.DataFrame) -> pd.DataFrame:
 
 def pairwise_wins(comparison: Comparison, column: str, h: Headline, values: pd.Series):
     """wins.loc[a, b]: a beats b on `column` (see the module docstring); `values` indexed by
-    variant, NaN dropped. Returns (wins, measured_once)."""
+    variant, NaN dropped."""
     seeds = comparison.by_seed(column)
     if seeds is not None:
-        return replicates.pairwise_beats(seeds[values.index], h.higher_is_better), False
+        return replicates.pairwise_beats(seeds[values.index], h.higher_is_better)
     if verdicts.core_metric(column) and verdicts.enough_batches(
         comparison.core_batches, values.index
     ):
-        return verdicts.bootstrap_wins(column, comparison.core_batches, values.index, h), False
+        return verdicts.bootstrap_wins(column, comparison.core_batches, values.index, h)
     shown = {v: format_value(x) for v, x in values.items()}
     sign = 1.0 if h.higher_is_better else -1.0
     wins = pd.DataFrame(
@@ -142,7 +142,7 @@ def pairwise_wins(comparison: Comparison, column: str, h: Headline, values: pd.S
         index=values.index,
         columns=values.index,
     )
-    return wins, True
+    return wins
 
 
 def rank_variants(
@@ -167,7 +167,7 @@ def rank_variants(
         values = values.dropna()
         if values.empty:
             continue
-        wins, _ = pairwise_wins(comparison, column, by_column[column], values)
+        wins = pairwise_wins(comparison, column, by_column[column], values)
         score[values.index] += wins.sum(axis=1) - wins.sum(axis=0)
         scored[values.index] = True
     ranked["score"] = [score[v] if scored[v] else math.nan for v in ranked["variant"]]

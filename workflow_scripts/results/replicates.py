@@ -89,19 +89,10 @@ def summarize(long: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def paired_difference(variant: pd.Series, baseline: pd.Series) -> dict:
-    """Paired difference of two seed-indexed series (variant - baseline) over the seeds both
-    have; the seeds only one of them has are listed, never silently dropped."""
-    seeds = sorted(set(variant.index) | set(baseline.index))
-    return paired_arrays(
-        seeds,
-        variant.reindex(seeds).to_numpy(dtype="float64"),
-        baseline.reindex(seeds).to_numpy(dtype="float64"),
-    )
-
-
 def paired_arrays(seeds, variant: np.ndarray, baseline: np.ndarray) -> dict:
-    """paired_difference on aligned arrays (NaN: that seed's value is missing)."""
+    """Paired difference variant − baseline over the seeds both have (aligned arrays, NaN: that
+    seed's value is missing); the seeds only one of them has are listed, never silently
+    dropped."""
     has_v, has_b = ~np.isnan(variant), ~np.isnan(baseline)
     both = has_v & has_b
     mean, std, _, n, low, high = interval(variant[both] - baseline[both])

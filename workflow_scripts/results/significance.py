@@ -63,10 +63,6 @@ class NoiseModel:
     # level) of the statsmodels OLS fit, for contrasts
     result: object = None
 
-    @property
-    def variants(self) -> tuple[str, ...]:
-        return tuple(self.result[2]) if self.result else ()
-
 
 def fit(by_seed: pd.DataFrame, pooled: bool = True) -> NoiseModel:
     """The noise model of one metric from its seeds x variants values (NaN: missing)."""
@@ -125,22 +121,9 @@ def equal_noise_p(values: np.ndarray, pooled_variance: float, df: int) -> float:
     return min(1.0, min(p_values) * len(p_values)) if p_values else math.nan
 
 
-def compare(model: NoiseModel, variant: pd.Series, baseline: pd.Series) -> dict:
-    """variant − baseline (seed-indexed values): difference, ci_low, ci_high (95%), p_value
-    (two-sided), n (paired seeds), df, method, seeds, unpaired_seeds."""
-    seeds = sorted(set(variant.index) | set(baseline.index))
-    return compare_arrays(
-        model,
-        str(variant.name),
-        str(baseline.name),
-        seeds,
-        variant.reindex(seeds).to_numpy(dtype="float64"),
-        baseline.reindex(seeds).to_numpy(dtype="float64"),
-    )
-
-
 def compare_arrays(model: NoiseModel, a: str, b: str, seeds, variant, baseline) -> dict:
-    """compare() on aligned arrays of variant `a` and baseline `b` (NaN: missing)."""
+    """a − b on aligned arrays of seeds (NaN: missing): difference, ci_low, ci_high (95%),
+    p_value (two-sided), n (paired seeds), df, method, seeds, unpaired_seeds."""
     row = replicates.paired_arrays(seeds, variant, baseline)
     effects = model.result[2] if model.pooled else {}
     if a in effects and b in effects and row["n"] >= 2:
@@ -169,7 +152,7 @@ def compare_arrays(model: NoiseModel, a: str, b: str, seeds, variant, baseline) 
 
 
 def paired_p_value(row: dict) -> float:
-    """Two-sided p of a paired difference summarised by replicates.paired_difference: NaN
+    """Two-sided p of a paired difference summarised by replicates.paired_arrays: NaN
     without a noise estimate (n < 2, or a constant difference at n = 2), 0 for a constant
     nonzero difference at n >= 3, else the t-test of the differences (= scipy's ttest_rel)."""
     n, mean, std = row["n"], row["difference"], row["std"]
