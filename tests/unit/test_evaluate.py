@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,3 +145,54 @@ def test_core_batches_are_a_top_level_key_of_the_record(tmp_path, sae_dir, monke
     written = json.loads(record.read_text())
     assert written["eval_result_metrics"] == {"workflow_reconstruction": {"tokens": 7.0}}
     assert written["core_batches"] == batches  # 1/3 round-trips exactly
+
+
+def test_record_splits_the_job_into_startup_and_saebench_time(tmp_path, sae_dir, monkeypatch):
+    import time
+
+    def run(job):
+        time.sleep(0.3)  # the eval's own time
+        (job.work_dir / "baseline_custom_sae_eval_results.json").write_text("{}")
+
+    with_runner(monkeypatch, run)
+    output, record = tmp_path / "evals" / "core" / "baseline.json", tmp_path / "record.json"
+    evaluate.evaluate(
+        "core", sae_dir, "baseline", settings(), output, tmp_path / "artifacts", record
+    )
+    written = json.loads(record.read_text())
+    assert written["eval_s"] >= 0.3
+    # this test process started long before the job's eval: startup counts from process start
+    assert written["startup_s"] > written["elapsed_s"] - written["eval_s"]
+
+
+def test_every_eval_type_names_its_saebench_module():
+    import importlib.util
+
+    for name, entry in registry.REGISTRY.items():
+        assert entry.saebench_module.startswith("sae_bench.evals."), name
+        assert importlib.util.find_spec(entry.saebench_module) is not None, name
+
+
+def test_selection_utils_import_skips_only_the_release_table():
+    """In a fresh interpreter: the module's table stays empty, its functions read the real SAE
+    Lens directory (a release SAE Bench's own tests use is found)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from workflow_scripts.evals import patches\n"
+        "patches.selection_utils_without_release_table()\n"
+        "import sae_bench.sae_bench_utils.sae_selection_utils as s\n"
+        "assert s.metadata_rows == [], s.metadata_rows[:1]\n"
+        "found = s.get_saes_from_regex(r'sae_bench_pythia70m_sweep_standard.*', r'.*trainer_0$')\n"
+        "assert found, 'no release found'\n"
+        "print(len(found))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(evaluate.__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) >= 1

@@ -38,6 +38,9 @@ class EvalType:
     # per seed), and why (the SAE Bench code that draws random numbers, or why none does)
     seed_dependent: bool = True
     seed_note: str = ""
+    # SAE Bench's module of this eval, imported by the job before it times SAE Bench's run (so a
+    # record's startup_s holds every import and eval_s the eval alone)
+    saebench_module: str = ""
 
 
 @dataclass

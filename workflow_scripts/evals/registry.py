@@ -42,6 +42,7 @@ REGISTRY: dict[str, EvalType] = {
             core.problems,
             seed_dependent=False,
             seed_note=FIXED_TOKENS,
+            saebench_module="sae_bench.evals.core.main",
         ),
         EvalType(
             "sparse_probing",
@@ -55,6 +56,7 @@ REGISTRY: dict[str, EvalType] = {
             shares_llm_cache=True,
             seed_note="samples its train/test rows and trains probes with random_seed "
             "(sparse_probing/main.py ~246-247, sae_bench_utils/dataset_utils.py ~96-105)",
+            saebench_module="sae_bench.evals.sparse_probing.main",
         ),
         EvalType(
             "scr",
@@ -74,6 +76,7 @@ REGISTRY: dict[str, EvalType] = {
             shares_llm_cache=True,
             seed_note="samples its datasets and trains probes with random_seed "
             "(scr_and_tpp/main.py ~690-691)",
+            saebench_module="sae_bench.evals.scr_and_tpp.main",
         ),
         EvalType(
             "tpp",
@@ -93,6 +96,7 @@ REGISTRY: dict[str, EvalType] = {
             shares_llm_cache=True,
             seed_note="samples its datasets and trains probes with random_seed "
             "(scr_and_tpp/main.py ~690-691)",
+            saebench_module="sae_bench.evals.scr_and_tpp.main",
         ),
         EvalType(
             "absorption",
@@ -109,6 +113,7 @@ REGISTRY: dict[str, EvalType] = {
             shares_llm_cache=True,  # its probe cache, see absorption.folders
             seed_note="shuffles the vocabulary and trains its probes with random_seed (seeded "
             "by the workflow: SAE Bench leaves them unseeded)",
+            saebench_module="sae_bench.evals.absorption.main",
         ),
         EvalType(
             "sparse_probing_sae_probes",
@@ -126,6 +131,7 @@ REGISTRY: dict[str, EvalType] = {
             shares_llm_cache=True,
             seed_note="splits its datasets and trains probes with random_seed "
             "(sparse_probing_sae_probes/main.py ~136, ~202)",
+            saebench_module="sae_bench.evals.sparse_probing_sae_probes.main",
         ),
         EvalType(
             "autointerp",
@@ -142,6 +148,7 @@ REGISTRY: dict[str, EvalType] = {
             autointerp.problems,
             workflow_keys=autointerp.WORKFLOW_KEYS,
             seed_note="samples latents and examples with random_seed (autointerp/main.py ~524)",
+            saebench_module="sae_bench.evals.autointerp.main",
         ),
         EvalType(
             "unlearning",
@@ -151,6 +158,7 @@ REGISTRY: dict[str, EvalType] = {
             unlearning.problems,
             workflow_keys=unlearning.WORKFLOW_KEYS,
             seed_note="seeds random and torch with random_seed (unlearning/main.py ~146-147)",
+            saebench_module="sae_bench.evals.unlearning.main",
         ),
     ]
 }

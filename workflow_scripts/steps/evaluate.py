@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -97,10 +98,14 @@ def evaluate(
     import torch
     from transformers import set_seed
 
+    patches.selection_utils_without_release_table()  # before any SAE Bench eval module
+
     # lazy for the same reason: saes/ imports huggingface_hub, SAE Lens and SAE Bench
     from workflow_scripts.saes import loading, sae_folder
 
     entry = REGISTRY[eval_type]
+    if entry.saebench_module:  # imported here so that the record's eval_s is SAE Bench's run
+        importlib.import_module(entry.saebench_module)
     if settings.get("offline"):
         # SAE Bench retries a missing model for minutes; find out in seconds instead.
         hub_datasets = hub.eval_datasets(
@@ -122,6 +127,8 @@ def evaluate(
     work_dir = output.parent / f".{output.stem}.work"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
+    eval_s = 0.0
+    saebench_started = None
     try:
         for _ in range(2):
             cache = {}
@@ -153,7 +160,10 @@ def evaluate(
                 )
                 # SAE Lens's loaders call torch.load bare: weights-only (torch's default) holds
                 with patches.weights_only_loads(force=False):
+                    run_started = time.time()
+                    saebench_started = saebench_started or run_started
                     own_metrics = entry.run(job)
+                    eval_s += time.time() - run_started
             if not cache.get("built"):
                 break
             # This job filled the shared cache. SAE Bench takes another path when it fills a
@@ -188,6 +198,10 @@ def evaluate(
                 "random_seed": settings["random_seed"],
                 "saebench_result": os.path.relpath(output, Path(workflow_output).parent),
                 "elapsed_s": round(time.time() - started, 1),
+                # what the job paid before SAE Bench's eval began (interpreter start, imports,
+                # offline checks, loading the SAE) and the time inside SAE Bench's eval call(s)
+                "startup_s": round(saebench_started - process_started(started), 2),
+                "eval_s": round(eval_s, 2),
                 "eval_result_metrics": own_metrics,
                 **extra,
             }
@@ -196,6 +210,16 @@ def evaluate(
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return output
+
+
+def process_started(fallback: float) -> float:
+    """When this process started (epoch seconds; psutil reads /proc), else `fallback`."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except (ImportError, OSError):
+        return fallback
 
 
 def write_workflow_record(path: Path, record: dict) -> None:

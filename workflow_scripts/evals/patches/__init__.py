@@ -41,6 +41,11 @@ Each patch, what it targets (SAE Bench 0.6.0 unless said) and why:
   unless TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set. Within the block it is unset and, around SAE
   loaders, TORCH_FORCE_WEIGHTS_ONLY_LOAD=1, so a downloaded checkpoint is never unpickled; around
   SAE Bench's evals (which load published SAEs through SAE Lens's bare `torch.load`) only unset.
+- `selection_utils_without_release_table`: `sae_bench/sae_bench_utils/sae_selection_utils.py`,
+  which every eval module imports (e.g. core/main.py:29): its lines 58-61 build `metadata_rows`
+  from SAE Lens's whole release directory at import time (1.7-1.9 s of every job here), for
+  `print_all_sae_releases` alone. Imported once with the directory lookup answering `{}`; the
+  module's functions get the real lookup back, so nothing but that table changes.
 - `judge_model`: the `OpenAI` name in autointerp/main.py (imported at :14, called in
   `get_api_response` ~319-322), which hard-codes `model="gpt-4o-mini"`: the configured judge is
   used instead.
@@ -58,6 +63,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from workflow_scripts.evals.local_loaders import load_local_dataset, load_local_model
+from workflow_scripts.evals.patches.core_recording import (  # noqa: F401 (re-exported)
+    record_core_ce_loss,
+    record_core_reconstruction,
+)
 
 # Modules that did ``from datasets import load_dataset`` and load hub datasets SAE Bench needs.
 REQUIRED_DATASET_MODULES = (
@@ -225,84 +234,6 @@ def absorption_paths(main_module, dirs: dict[str, Path]) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------------
-# Core's reconstruction pass
-# ------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def record_core_reconstruction(core_main, stats) -> Iterator[None]:
-    """Within the block, every call of core's `get_sparsity_and_variance_metrics` also feeds
-    `stats` (an `evals.reconstruction.ReconstructionStats`) each batch it evaluates.
-
-    The wrapper observes that function's own inputs: the tokens `activation_store.get_batch_tokens`
-    returns, the activations it passes to `sae.encode`, the codes, and what `sae.decode` returns,
-    with the `ignore_tokens` SAE Bench passes (its special-token mask). It changes no value: the
-    SAE's methods and the store's method are called as they are, and restored afterwards.
-    """
-    original = core_main.get_sparsity_and_variance_metrics
-
-    def wrapped(sae, model, activation_store, *args, **kwargs):
-        ignore_tokens = kwargs.get("ignore_tokens", set())
-        seen = {}
-        get_batch_tokens, encode, decode = activation_store.get_batch_tokens, sae.encode, sae.decode
-
-        def recording_get_batch_tokens(*a, **k):
-            seen["tokens"] = get_batch_tokens(*a, **k)
-            return seen["tokens"]
-
-        def recording_encode(x, *a, **k):
-            seen["x"] = x
-            seen["codes"] = encode(x, *a, **k)
-            return seen["codes"]
-
-        def recording_decode(codes, *a, **k):
-            x_hat = decode(codes, *a, **k)
-            if codes is seen.get("codes"):
-                stats.add(seen["tokens"], seen["x"], codes, x_hat, ignore_tokens)
-            return x_hat
-
-        patched = [(activation_store, "get_batch_tokens", recording_get_batch_tokens)]
-        patched += [(sae, "encode", recording_encode), (sae, "decode", recording_decode)]
-        own = [(obj, name, obj.__dict__.get(name)) for obj, name, _ in patched]
-        for obj, name, function in patched:
-            setattr(obj, name, function)
-        try:
-            return original(sae, model, activation_store, *args, **kwargs)
-        finally:
-            for obj, name, before in own:
-                if before is None:
-                    delattr(obj, name)
-                else:
-                    setattr(obj, name, before)
-
-    core_main.get_sparsity_and_variance_metrics = wrapped
-    try:
-        yield
-    finally:
-        core_main.get_sparsity_and_variance_metrics = original
-
-
-@contextlib.contextmanager
-def record_core_ce_loss(core_main, batches) -> Iterator[None]:
-    """Within the block, every call of core's `get_recons_loss` (one per batch of its downstream
-    reconstruction pass, core/main.py:394) also gives `batches` (an
-    `evals.reconstruction.CELossBatches`) the batch tokens, the per-token losses it returned and
-    the `ignore_tokens` SAE Bench passed it (:401). The returned dict is passed on unchanged."""
-    original = core_main.get_recons_loss
-
-    def wrapped(sae, model, batch_tokens, *args, **kwargs):
-        losses = original(sae, model, batch_tokens, *args, **kwargs)
-        batches.add(batch_tokens, losses, kwargs.get("ignore_tokens", set()))
-        return losses
-
-    core_main.get_recons_loss = wrapped
-    try:
-        yield
-    finally:
-        core_main.get_recons_loss = original
-
-
-# ------------------------------------------------------------------------------------------------
 # Checkpoints read by SAE Bench's own loaders
 # ------------------------------------------------------------------------------------------------
 
@@ -350,6 +281,27 @@ def weights_only_loads(force: bool = True) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------------
 # The autointerp judge
 # ------------------------------------------------------------------------------------------------
+
+
+SELECTION_UTILS = "sae_bench.sae_bench_utils.sae_selection_utils"
+
+
+def selection_utils_without_release_table() -> None:
+    """Import SAE Bench's sae_selection_utils without its import-time read of SAE Lens's release
+    directory (see the module docstring); call before importing an SAE Bench eval module. A no-op
+    when it is already imported. Its `metadata_rows` (used only by `print_all_sae_releases`) is
+    left empty; `get_saes_from_regex` and the other functions read the real directory."""
+    if SELECTION_UTILS in sys.modules:
+        return
+    from sae_lens.loading import pretrained_saes_directory as directory
+
+    real = directory.get_pretrained_saes_directory
+    directory.get_pretrained_saes_directory = dict  # () -> {} while the module body runs
+    try:
+        module = importlib.import_module(SELECTION_UTILS)
+    finally:
+        directory.get_pretrained_saes_directory = real
+    module.get_pretrained_saes_directory = real
 
 
 @contextlib.contextmanager
