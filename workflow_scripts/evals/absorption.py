@@ -78,7 +78,7 @@ def run(job: EvalJob) -> None:
     with patches.absorption_paths(absorption, dirs), patches.working_directory(dirs["cwd"]):
         results = absorption.run_eval(
             config,
-            [job.selected_sae],
+            job.selected_saes,
             device=job.device,
             output_path=output_path,
             force_rerun=True,

@@ -43,7 +43,7 @@ def run(job: EvalJob) -> None:
     with patches.judge_model(autointerp, section.get("judge_model", "gpt-4o-mini")):
         autointerp.run_eval(
             saebench_config(AutoInterpEvalConfig, job, WORKFLOW_KEYS),
-            [job.selected_sae],
+            job.selected_saes,
             device=job.device,
             api_key=key,
             output_path=str(job.work_dir),

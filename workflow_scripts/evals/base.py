@@ -64,6 +64,12 @@ class EvalJob:
         return self.published or (self.sae_name, self.sae)
 
     @property
+    def selected_saes(self) -> list[tuple]:
+        """SAE Bench's `selected_saes` argument: this job's one SAE (tools/bench_per_pair.py
+        passes several, as SAE Bench's own runner does)."""
+        return [self.selected_sae]
+
+    @property
     def device(self) -> str:
         return self.settings["model"]["device"]
 

@@ -54,7 +54,7 @@ def batches(stats: ReconstructionStats, ce: CELossBatches) -> dict:
 
 def _multiple_evals(core_main, job: EvalJob, core: dict, model: dict) -> None:
     core_main.multiple_evals(
-        selected_saes=[job.selected_sae],
+        selected_saes=job.selected_saes,
         n_eval_reconstruction_batches=core["n_eval_reconstruction_batches"],
         n_eval_sparsity_variance_batches=core["n_eval_sparsity_variance_batches"],
         eval_batch_size_prompts=core["eval_batch_size_prompts"],

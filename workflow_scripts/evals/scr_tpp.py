@@ -22,7 +22,7 @@ def runner(perform_scr: bool) -> Callable[[EvalJob], None]:
                 f"config key '{job.settings['section']}.n_values': {max(config.n_values)} "
                 f"exceeds the width {job.d_sae} of SAE '{job.sae_name}'"
             )
-        run_eval(config, [job.selected_sae], **llm_cache_run_kwargs(job))
+        run_eval(config, job.selected_saes, **llm_cache_run_kwargs(job))
 
     return run
 

@@ -27,7 +27,7 @@ def run(job: EvalJob) -> None:
 
     run_eval(
         saebench_config(SparseProbingEvalConfig, job),
-        [job.selected_sae],
+        job.selected_saes,
         **llm_cache_run_kwargs(job),
     )
 
@@ -51,7 +51,7 @@ def run_sae_probes(job: EvalJob) -> None:
     )
     run_eval(
         config,
-        [job.selected_sae],
+        job.selected_saes,
         device=job.device,
         output_path=str(job.work_dir.resolve()),
         force_rerun=True,

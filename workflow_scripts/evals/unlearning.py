@@ -48,7 +48,7 @@ def run(job: EvalJob) -> None:
     with patches.working_directory(cwd):
         run_eval(
             config,
-            [job.selected_sae],
+            job.selected_saes,
             device=job.device,
             output_path=output_path,
             force_rerun=True,

@@ -16,6 +16,7 @@ from workflow_scripts.plan.families import FamilyError
 from workflow_scripts.saes import loading, sae_folder
 from workflow_scripts.saes.derive import derive_variant
 from workflow_scripts.saes.family_classes import check_contract, load_class
+from workflow_scripts.steps import exit_without_teardown
 
 
 def derive(variant: dict, base: Path, output: Path):
@@ -57,4 +58,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_without_teardown(main())  # outputs are written; skip the ~1.8 s interpreter teardown
