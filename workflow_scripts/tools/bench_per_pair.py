@@ -55,7 +55,12 @@ def job_commands(repo, workdir, configs, targets) -> list[list[str]]:
     lines = [
         line for line in result.stdout.splitlines() if "workflow_scripts.steps.evaluate" in line
     ]
-    return [shlex.split(line.split(" -m ", 1)[1].split(" > ", 1)[0]) for line in lines]
+    return [parse_job_line(line) for line in lines]
+
+
+def parse_job_line(line: str) -> list[str]:
+    """The arguments after `-m` of one printed `evaluate` command, without its log redirection."""
+    return shlex.split(line.split(" -m ", 1)[1].split(" > ", 1)[0])
 
 
 def option(argv: list[str], name: str) -> str:
