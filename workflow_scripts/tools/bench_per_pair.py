@@ -49,7 +49,10 @@ def snakemake(repo: Path, workdir: Path, configs: list[str], *args: str) -> subp
 
 def job_commands(repo, workdir, configs, targets) -> list[list[str]]:
     """The `evaluate` jobs' command lines for `targets`, from Snakemake's dry run."""
-    result = snakemake(repo, workdir, configs, "-n", "-p", "--forcerun", "evaluate", "--", *targets)
+    # --cores 1 as in `per_pair`, so the one-process side gets the jobs' thread count
+    result = snakemake(
+        repo, workdir, configs, "-n", "-p", "--cores", "1", "--forcerun", "evaluate", "--", *targets
+    )
     if result.returncode:
         sys.exit(f"snakemake -n failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     lines = [
