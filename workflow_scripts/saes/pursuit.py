@@ -133,6 +133,12 @@ def matching_pursuit(
     in), plus chunk_tokens x d_sae floats of correlations (a second such buffer off CPU).
     No periodic re-correlation: fp32 drift over 100 steps stays ~1e-5 relative (tested vs the
     reference); use float64 input if more is needed.
+    Where a step's time goes (torch profiler, 512 tokens x 4096 latents, 2 CPU cores, 1.6 ms a
+    step): the CSR addmm 46% (reads the picked Gram rows, reads and writes c: ~32 GB/s, the
+    machine's memory bandwidth), amax + amin of the argmax 30% (two more passes over c), the
+    small gathers and argmaxes 24% (per-call cost). Tried and not kept: block sizes 32-256 and a
+    strided block layout (within noise), recording picks for one scatter_add per chunk (2%),
+    torch.compile of a fused step (10-20% faster per step, after an 18 s compile per process).
     xc: (..., d_in); W_dec: (d_sae, d_in); gram: (d_sae, d_sae) or None. Returns z: (..., d_sae).
     """
     dt = compute_dtype(xc)
