@@ -6,7 +6,8 @@
 Each run starts in a fresh folder (no results, no demo build, no caches) and runs
 `snakemake --cores <cores> --configfile config/demo.yaml` with this checkout's Snakefile (and,
 with `--against DIR`, the same with another checkout's, interleaved run by run so that a load
-change on a shared machine hits both). Prints per run the wall time and the summed job time of
+change on a shared machine hits both; `--keep DIR` keeps each run's merged tables, to compare
+metrics.csv between checkouts). Prints per run the wall time and the summed job time of
 each rule (Snakemake's benchmark files), then the medians, and last
 `RESULT demo_median_s=<s> [against_median_s=<s> ratio=<this / against>]`.
 """
@@ -14,6 +15,7 @@ each rule (Snakemake's benchmark files), then the medians, and last
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,8 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def demo_run(repo: Path, cores: int) -> tuple[float, dict[str, float]]:
-    """One fresh demo run with `repo`'s workflow: (wall seconds, job seconds by rule)."""
+def demo_run(repo: Path, cores: int, keep: Path | None = None) -> tuple[float, dict[str, float]]:
+    """One fresh demo run with `repo`'s workflow: (wall seconds, job seconds by rule). With
+    `keep`, the run's merged tables (results/merged/*.csv) are copied there first."""
     with tempfile.TemporaryDirectory(prefix="bench-demo-") as tmp:
         workdir = Path(tmp)
         (workdir / "config").symlink_to(repo / "config")
@@ -38,6 +41,10 @@ def demo_run(repo: Path, cores: int) -> tuple[float, dict[str, float]]:
         wall = time.perf_counter() - started
         if done.returncode:
             sys.exit(f"the demo failed with {repo}:\n{done.stderr[-4000:]}")
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for table in (workdir / "results" / "merged").glob("*.csv"):
+                shutil.copy2(table, keep / table.name)
         by_rule: dict[str, float] = defaultdict(float)
         for tsv in (workdir / "benchmarks").rglob("*.tsv"):
             rule = tsv.relative_to(workdir / "benchmarks").parts[0].removesuffix(".tsv")
@@ -48,6 +55,9 @@ def demo_run(repo: Path, cores: int) -> tuple[float, dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--keep", type=Path, help="copy each run's merged tables to KEEP/<checkout>-<run>/"
+    )
     ap.add_argument("--cores", type=int, default=2, help="as README command 1")
     ap.add_argument("--against", type=Path, help="another checkout of the workflow")
     ap.add_argument(
@@ -60,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     walls: dict[str, list[float]] = defaultdict(list)
     for run in range(1, args.runs + 1):
         for name, (repo, cores) in checkouts.items():
-            wall, by_rule = demo_run(repo, cores)
+            keep = args.keep / f"{name}-{run}" if args.keep else None
+            wall, by_rule = demo_run(repo, cores, keep)
             walls[name].append(wall)
             rules = ", ".join(f"{r} {s:.0f}" for r, s in sorted(by_rule.items()))
             print(f"run {run} {name}: {wall:.0f} s (job seconds by rule: {rules})", flush=True)
