@@ -41,8 +41,9 @@ def corpus_format_problems(path: Path) -> list[str]:
     """What stops SAE Bench from reading `path` as its forget corpus, before any GPU job.
 
     SAE Bench reads the corpus line by line with `json.loads(line)["text"]` (`READER`: its file
-    and lines), so the file must be JSON lines of objects with a string `text`. The hub's copy is now distributed as
-    parquet (SAE Bench issue #86): such a file is refused with the one command that converts it.
+    and lines), so the file must be JSON lines of objects with a string `text`. The hub's copy
+    is now distributed as parquet (SAE Bench issue #86): such a file is refused with the one
+    command that converts it.
     We refuse rather than convert because the corpus is gated and the user's own file: a copy
     in the artifacts folder would duplicate it outside the user's control, and the conversion (its
     column, its encoding) is better checked once by the person who requested access.
