@@ -20,11 +20,12 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from workflow_scripts import hub
 from workflow_scripts.evals import artifact_cache, patches
-from workflow_scripts.evals.base import EvalJob
+from workflow_scripts.evals.base import EvalJob, EvalType
 from workflow_scripts.evals.registry import REGISTRY
 from workflow_scripts.hub import NotCachedError
 from workflow_scripts.steps import exit_without_teardown
@@ -81,6 +82,46 @@ def _cache_settings(settings: dict, hook_name: str) -> dict:
     }
 
 
+def prepare_process(eval_type: str, settings: dict) -> EvalType:
+    """What a process does before it runs SAE Bench's `eval_type`: the offline variables (before
+    torch, transformers and huggingface_hub are imported: they read them once), SAE Bench's
+    selection utilities without their import-time release table (patches), and the eval's SAE
+    Bench module, imported here so that a record's eval_s is SAE Bench's run alone. Returns the
+    registry entry."""
+    if settings.get("offline"):
+        os.environ.update(OFFLINE_VARIABLES)
+    patches.selection_utils_without_release_table()  # before any SAE Bench eval module
+    entry = REGISTRY[eval_type]
+    if entry.saebench_module:
+        importlib.import_module(entry.saebench_module)
+    return entry
+
+
+@contextlib.contextmanager
+def eval_environment(
+    entry: EvalType, settings: dict, hook_name: str, artifacts_root: Path, cache: dict | None = None
+) -> Iterator[Path | None]:
+    """Everything one SAE Bench call runs inside; yields the shared activation cache folder (or
+    None): the local model and datasets, the cache folder for this model, hook, section and seed
+    (filled under its lock; `cache["built"]` says whether this call filled it), the seed for the
+    global generators (SAE Bench seeds what it draws with random_seed; a library it calls that
+    draws from python's, numpy's or torch's global generator gets the seed too), and weights-only
+    torch.load (SAE Lens's loaders call it bare; torch's default holds)."""
+    from transformers import set_seed
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_sources(settings))
+        artifacts = None
+        if entry.shares_llm_cache and settings["save_activations"]:
+            folder = artifact_cache.cache_folder(
+                artifacts_root, entry.name, _cache_settings(settings, hook_name)
+            )
+            artifacts = stack.enter_context(artifact_cache.shared_cache(folder, cache))
+        set_seed(settings["random_seed"])
+        stack.enter_context(patches.weights_only_loads(force=False))
+        yield artifacts
+
+
 def evaluate(
     eval_type: str,
     sae_dir: Path,
@@ -93,20 +134,12 @@ def evaluate(
     """Run one pair; publish SAE Bench's JSON at `output` and, when asked, the workflow's own
     record of the run at `workflow_output` (see `write_workflow_record`)."""
     started = time.time()
-    if settings.get("offline"):
-        # before torch, transformers and huggingface_hub are imported: they read these once
-        os.environ.update(OFFLINE_VARIABLES)
+    entry = prepare_process(eval_type, settings)
     import torch
-    from transformers import set_seed
 
-    patches.selection_utils_without_release_table()  # before any SAE Bench eval module
-
-    # lazy for the same reason: saes/ imports huggingface_hub, SAE Lens and SAE Bench
+    # lazy, after prepare_process: saes/ imports huggingface_hub, SAE Lens and SAE Bench
     from workflow_scripts.saes import loading, sae_folder
 
-    entry = REGISTRY[eval_type]
-    if entry.saebench_module:  # imported here so that the record's eval_s is SAE Bench's run
-        importlib.import_module(entry.saebench_module)
     if settings.get("offline"):
         # SAE Bench retries a missing model for minutes; find out in seconds instead.
         hub_datasets = hub.eval_datasets(
@@ -133,22 +166,14 @@ def evaluate(
     try:
         for _ in range(2):
             cache = {}
-            with contextlib.ExitStack() as stack:
-                stack.enter_context(_sources(settings))
-                artifacts = None
-                if entry.shares_llm_cache and settings["save_activations"]:
-                    folder = artifact_cache.cache_folder(
-                        artifacts_root, eval_type, _cache_settings(settings, described["hook_name"])
-                    )
-                    artifacts = stack.enter_context(artifact_cache.shared_cache(folder, cache))
+            with eval_environment(
+                entry, settings, described["hook_name"], artifacts_root, cache
+            ) as artifacts:
                 print(
                     f"[evaluate] {eval_type} on {variant} "
                     f"({described['architecture']}, d_sae={described['d_sae']})",
                     flush=True,
                 )
-                # SAE Bench seeds what it draws with random_seed; any library it calls that
-                # draws from the global generators (python, numpy, torch) gets the seed too
-                set_seed(settings["random_seed"])
                 job = EvalJob(
                     eval_type,
                     sae,
@@ -159,12 +184,10 @@ def evaluate(
                     d_sae=int(described["d_sae"]),
                     published=published,
                 )
-                # SAE Lens's loaders call torch.load bare: weights-only (torch's default) holds
-                with patches.weights_only_loads(force=False):
-                    run_started = time.time()
-                    saebench_started = saebench_started or run_started
-                    own_metrics = entry.run(job)
-                    eval_s += time.time() - run_started
+                run_started = time.time()
+                saebench_started = saebench_started or run_started
+                own_metrics = entry.run(job)
+                eval_s += time.time() - run_started
             if not cache.get("built"):
                 break
             # This job filled the shared cache. SAE Bench takes another path when it fills a

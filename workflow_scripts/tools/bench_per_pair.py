@@ -117,32 +117,24 @@ def one_process(workdir: Path, argv: list[list[str]], eval_type: str) -> float:
 
 
 def run_together(spec: dict) -> None:
-    """Inside the one-process subprocess: the job's own steps (steps/evaluate.py), for all SAEs
-    in one SAE Bench call."""
+    """Inside the one-process subprocess: the job's own preparation and environment
+    (steps/evaluate.py's `prepare_process` and `eval_environment`), for all SAEs in one SAE
+    Bench call."""
     # lazy, as every project import here: this runs in the one-process subprocess alone
     from workflow_scripts.steps import evaluate as step
 
     settings = spec["settings"]
-    if settings.get("offline"):
-        os.environ.update(step.OFFLINE_VARIABLES)
-    import contextlib
+    entry = step.prepare_process(spec["eval_type"], settings)
     import dataclasses
-    import importlib
 
     import torch
-    from transformers import set_seed
 
-    # after the offline variables are set: these import huggingface_hub, SAE Lens and SAE Bench
-    from workflow_scripts.evals import artifact_cache, patches  # (see above)
+    # after prepare_process (the offline variables): SAE Lens and SAE Bench
     from workflow_scripts.evals.base import EvalJob  # (see above)
-    from workflow_scripts.evals.registry import REGISTRY  # (see above)
     from workflow_scripts.saes import loading, sae_folder  # (see above)
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
-    patches.selection_utils_without_release_table()
-    entry = REGISTRY[spec["eval_type"]]
-    importlib.import_module(entry.saebench_module)
     model = settings["model"]
     dtype = getattr(torch, model["torch_dtype"])
     loaded = {
@@ -161,17 +153,8 @@ def run_together(spec: dict) -> None:
 
     work_dir = Path(spec["work_dir"])
     work_dir.mkdir(parents=True)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(step._sources(settings))
-        artifacts = None
-        if entry.shares_llm_cache and settings["save_activations"]:
-            folder = artifact_cache.cache_folder(
-                spec["artifacts_root"],
-                spec["eval_type"],
-                step._cache_settings(settings, described["hook_name"]),
-            )
-            artifacts = stack.enter_context(artifact_cache.shared_cache(folder))
-        set_seed(settings["random_seed"])
+    roots = Path(spec["artifacts_root"])
+    with step.eval_environment(entry, settings, described["hook_name"], roots) as artifacts:
         job = AllSaes(
             spec["eval_type"],
             None,
@@ -182,8 +165,7 @@ def run_together(spec: dict) -> None:
             d_sae=min(int(sae.cfg.d_sae) for sae, _ in loaded.values()),
             saes=[published or (name, sae) for name, (sae, published) in loaded.items()],
         )
-        with patches.weights_only_loads(force=False):
-            entry.run(job)
+        entry.run(job)
     produced = list(work_dir.rglob("*_eval_results.json"))
     if len(produced) != len(loaded):
         sys.exit(f"{len(produced)} result files for {len(loaded)} SAEs")
