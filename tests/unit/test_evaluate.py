@@ -196,3 +196,31 @@ def test_selection_utils_import_skips_only_the_release_table():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.split()[-1]) >= 1
+
+
+def test_an_offline_job_is_offline_before_huggingface_hub_is_imported(tmp_path):
+    """huggingface_hub reads HF_HUB_OFFLINE once, at import; the job's CLI imports it (through
+    SAE Lens) before evaluate() runs, so the variables must be set first. Fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, os\n"
+        "for key in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE', 'TRANSFORMERS_OFFLINE'):\n"
+        "    os.environ.pop(key, None)\n"
+        "from workflow_scripts.steps import evaluate\n"
+        "def seen(*args, **kwargs):\n"
+        "    import huggingface_hub.constants as c\n"
+        "    print('offline', c.HF_HUB_OFFLINE)\n"
+        "evaluate.evaluate = seen\n"
+        "evaluate.main(['--eval-type', 'core', '--sae-dir', 'x', '--variant', 'v', '--output',\n"
+        "               'o.json', '--settings', '{\"offline\": true}'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(evaluate.__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "offline True" in result.stdout

@@ -281,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         help="CPU threads for torch (the job's share; 0 keeps torch's default)",
     )
     args = parser.parse_args(argv)
+    settings = json.loads(args.settings)
+    if settings.get("offline"):  # before the imports below: huggingface_hub reads them once
+        os.environ.update(OFFLINE_VARIABLES)
     print(
         f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}", flush=True
     )  # GPU granted to this job
@@ -296,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             args.eval_type,
             args.sae_dir,
             args.variant,
-            json.loads(args.settings),
+            settings,
             args.output,
             args.artifacts_root,
             args.workflow_output,
