@@ -173,12 +173,24 @@ def test_every_eval_type_names_its_saebench_module():
         assert importlib.util.find_spec(entry.saebench_module) is not None, name
 
 
-def test_selection_utils_import_skips_only_the_release_table():
-    """In a fresh interpreter: the module's table stays empty, its functions read the real SAE
-    Lens directory (a release SAE Bench's own tests use is found)."""
+def in_fresh_interpreter(code: str):
+    """Run `code` in a new Python process at the repository's root; it must succeed."""
     import subprocess
     import sys
 
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(evaluate.__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_selection_utils_import_skips_only_the_release_table():
+    """In a fresh interpreter: the module's table stays empty, its functions read the real SAE
+    Lens directory (a release SAE Bench's own tests use is found)."""
     code = (
         "from workflow_scripts.evals import patches\n"
         "patches.selection_utils_without_release_table()\n"
@@ -188,22 +200,13 @@ def test_selection_utils_import_skips_only_the_release_table():
         "assert found, 'no release found'\n"
         "print(len(found))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=Path(evaluate.__file__).parents[2],
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = in_fresh_interpreter(code)
     assert int(result.stdout.split()[-1]) >= 1
 
 
 def test_an_offline_job_is_offline_before_huggingface_hub_is_imported(tmp_path):
     """huggingface_hub reads HF_HUB_OFFLINE once, at import; the job's CLI imports it (through
     SAE Lens) before evaluate() runs, so the variables must be set first. Fresh interpreter."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, os\n"
         "for key in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE', 'TRANSFORMERS_OFFLINE'):\n"
@@ -216,11 +219,5 @@ def test_an_offline_job_is_offline_before_huggingface_hub_is_imported(tmp_path):
         "evaluate.main(['--eval-type', 'core', '--sae-dir', 'x', '--variant', 'v', '--output',\n"
         "               'o.json', '--settings', '{\"offline\": true}'])\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=Path(evaluate.__file__).parents[2],
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = in_fresh_interpreter(code)
     assert "offline True" in result.stdout
