@@ -1,5 +1,7 @@
 """The config schema fills defaults and names the bad key before any job starts."""
 
+import re
+
 import pytest
 import yaml
 
@@ -262,3 +264,56 @@ def test_reference_sae_named_like_a_variant_is_refused_naming_its_key():
     )
     with pytest.raises(ConfigError, match=r"'reference_frontier\.local_saes\.0\.name'"):
         build_variant_table(config)
+
+
+@pytest.mark.parametrize(
+    "release, block",
+    [
+        ("gemma-scope-2b-pt-transcoders", r"layer_3/.*"),  # conversion gemma_2_transcoder
+        ("mntss-gemma-2-2b-2.5m-clt-as-per-layer", ".*"),  # a cross-layer transcoder
+    ],
+)
+def test_a_pattern_matching_transcoders_is_refused_naming_release_and_sae(release, block):
+    from workflow_scripts.plan import releases
+
+    sae_id = releases.resolve(re.escape(release), block)[0].sae_id
+    config = validate_config(
+        {
+            "model": {"name": "gemma-2-2b"},
+            "comparison_saes": {"enabled": False},
+            "reference_frontier": {"sae_regex_pattern": release, "sae_block_pattern": block},
+        }
+    )
+    with pytest.raises(ConfigError) as error:
+        build_variant_table(config)
+    message = str(error.value)
+    assert "transcoder" in message and repr(release) in message and repr(sae_id) in message
+    assert "config key 'reference_frontier'" in message
+
+
+def test_the_directory_marks_whole_transcoder_releases_and_no_sae_release():
+    """Every SAE of a release named as transcoders is marked; no SAE of any other release is (the
+    Gemma Scope 2 SAE and transcoder releases share one conversion function)."""
+    from workflow_scripts.plan import releases
+
+    for release in releases.release_directory():
+        marked = {s.transcoder for s in releases.resolve(re.escape(release), ".*")}
+        named = "transcoder" in release or "-clt-" in release
+        assert marked <= {named}, release
+
+
+def test_a_saelens_transcoder_folder_is_refused_naming_it(tmp_path):
+    """A tiny SAE Lens transcoder, saved by SAE Lens: loading it as an SAE is refused."""
+    from sae_lens.saes.sae import SAEMetadata
+    from sae_lens.saes.transcoder import Transcoder, TranscoderConfig
+
+    from workflow_scripts.saes import saelens
+
+    cfg = TranscoderConfig(
+        d_in=8, d_sae=16, d_out=8, dtype="float32", device="cpu", apply_b_dec_to_input=False
+    )
+    cfg.metadata = SAEMetadata(hook_name="blocks.0.ln2.hook_normalized", model_name="demo-tiny-lm")
+    Transcoder(cfg).save_model(str(tmp_path / "tc"))
+    assert saelens.is_saelens_folder(tmp_path / "tc")
+    with pytest.raises(saelens.NotAnSAEError, match=r"SAE Lens folder .*tc: .*Transcoder"):
+        saelens.load_local(str(tmp_path / "tc"))

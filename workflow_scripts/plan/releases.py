@@ -16,6 +16,12 @@ from pathlib import Path
 
 import yaml
 
+# Names by which SAE Lens's directory marks transcoders and cross-layer transcoders (its
+# conversion functions mwhanna_transcoder, gemma_2_transcoder, mntss_clt_layer_transcoder; the
+# Gemma Scope 2 releases `*-transcoders*`, whose conversion gemma_3 also loads SAEs): SAE Bench
+# 0.6.0 has no transcoder code and would score one as an SAE of its input hook.
+TRANSCODER = re.compile(r"transcoder|(^|[-_/.])clt([-_/.]|$)", re.IGNORECASE)
+
 
 @dataclass(frozen=True)
 class PublishedSAE:
@@ -25,6 +31,12 @@ class PublishedSAE:
     path: str  # folder or file inside repo_id
     conversion_func: str | None
     model: str
+
+    @property
+    def transcoder(self) -> bool:
+        """Whether the directory marks it as a transcoder (see TRANSCODER)."""
+        names = (self.release, self.sae_id, self.path, self.conversion_func or "")
+        return any(TRANSCODER.search(name) for name in names)
 
 
 @functools.cache

@@ -177,6 +177,15 @@ def _check_release(config: dict, source: dict) -> None:
             f"config key '{key}': release {release!r} has no SAE {sae_id!r} "
             f"(e.g. {', '.join(ids[:3])})"
         )
+    path = next(sae.get("path", "") for sae in entry["saes"] if sae["id"] == sae_id)
+    published = releases.PublishedSAE(
+        release, sae_id, entry.get("repo_id", ""), path, entry.get("conversion_func"), ""
+    )
+    if published.transcoder:
+        raise ConfigError(
+            f"config key '{key}': release {release!r} SAE {sae_id!r} is a transcoder, which "
+            "SAE Bench cannot evaluate as an SAE (it writes to another hook than it reads)"
+        )
     if entry.get("model") and not model_matches(entry["model"], config["model"]["name"]):
         raise ConfigError(
             f"config key '{key}': release {release!r} is for model {entry['model']!r}, but "
@@ -198,6 +207,15 @@ def _published(config: dict, key: str, section: dict) -> list:
             f"config key '{key}': no SAE Lens release matches "
             f"sae_regex_pattern={section['sae_regex_pattern']!r} with "
             f"sae_block_pattern={section['sae_block_pattern']!r}"
+        )
+    transcoders = [s for s in matched if s.transcoder]
+    if transcoders:
+        named = ", ".join(f"{s.release!r} SAE {s.sae_id!r}" for s in transcoders[:5])
+        more = f" and {len(transcoders) - 5} more" if len(transcoders) > 5 else ""
+        raise ConfigError(
+            f"config key '{key}': the patterns match transcoders, which SAE Bench cannot "
+            f"evaluate as SAEs (they write to another hook than they read): release {named}"
+            f"{more}; narrow sae_regex_pattern / sae_block_pattern to exclude them"
         )
     model = config["model"]["name"]
     wrong_model = sorted(

@@ -51,7 +51,29 @@ def load(release: str, sae_id: str, device: str = "cpu"):
             f"SAE Lens release {release!r}, SAE {sae_id!r}: a checkpoint file holds a pickled "
             f"object, refusing to unpickle it ({str(error).strip().splitlines()[0]})"
         ) from None
+    refuse_unevaluable(sae, f"SAE Lens release {release!r}, SAE {sae_id!r}")
     return sae, sparsity
+
+
+class NotAnSAEError(ValueError):
+    """An SAE Lens object SAE Bench cannot evaluate as an SAE of one hook point."""
+
+
+def refuse_unevaluable(sae, what: str) -> None:
+    """Raise NotAnSAEError naming `what` for a transcoder (SAE Lens's `Transcoder` and its
+    subclasses, or any config with an output width `d_out`): it reads one hook and writes
+    another, and SAE Bench 0.6.0, which has no transcoder code, would score its output as a
+    reconstruction of its input."""
+    from sae_lens.saes.transcoder import Transcoder  # lazy: seconds to import
+
+    d_out = getattr(sae.cfg, "d_out", None)
+    if isinstance(sae, Transcoder) or d_out is not None:
+        architecture = sae.cfg.architecture()
+        raise NotAnSAEError(
+            f"{what}: SAE Lens loads it as a {type(sae).__name__} ({architecture}, d_in "
+            f"{sae.cfg.d_in} -> d_out {d_out}), not an SAE: SAE Bench cannot evaluate "
+            "transcoders; remove it from the config (or narrow the pattern that matched it)"
+        )
 
 
 def is_saelens_folder(folder) -> bool:
@@ -65,6 +87,7 @@ def load_local(folder: str, device: str = "cpu"):
 
     with patches.weights_only_loads():
         sae = SAE.load_from_disk(str(folder), device=device)
+    refuse_unevaluable(sae, f"SAE Lens folder {folder}")
     try:  # as SAE Bench's load_and_format_sae (general_utils.py ~146): not every SAE can fold
         sae.fold_W_dec_norm()
     except NotImplementedError:
