@@ -164,3 +164,20 @@ def test_clear_wins_counts_only_differences_outside_noise():
         assert (v == S.BETTER) == (a == "a")
     lower = S.clear_wins(by_seed, higher_is_better=False)
     assert lower["a"] == 1 and lower["b"] == 0
+
+
+def test_t_tail_and_quantile_equal_scipy_stats():
+    """The direct calls (replicates.t_sf / t_quantile) give scipy.stats.t's values, bit for bit,
+    and NaN for a degenerate df (scipy.stats: NaN too)."""
+    import math
+
+    from scipy import stats
+
+    from workflow_scripts.results import replicates
+
+    for df in (1, 2, 3.5, 7, 40, 1000):
+        for x in (-3.0, -0.2, 0.0, 0.7, 2.5, 12.0):
+            assert replicates.t_sf(x, df) == float(stats.t.sf(x, df))
+        for q in (0.025, 0.5, 0.975, 0.999):
+            assert replicates.t_quantile(q, df) == float(stats.t.ppf(q, df))
+    assert math.isnan(replicates.t_sf(1.0, 0)) and math.isnan(float(stats.t.sf(1.0, 0)))
