@@ -24,8 +24,9 @@ rule all:
         final_outputs(),
 
 
-# A real run needs the SAE Bench environment; a dry run (`-n`) does not.
+# A real run needs the SAE Bench environment (a dry run, `-n`, does not) and no SLURM arrays.
 onstart:
+    check_executor_settings()
     check_saebench_python()
 
 

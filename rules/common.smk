@@ -1,6 +1,7 @@
 # Config validation, and every helper the rules share: one variant table, one eval registry, the
 # input functions and target builders. Rule files hold only rules. Nothing here imports torch or
 # matplotlib: `snakemake -n` stays fast.
+import hashlib
 import json
 import os
 import re
@@ -27,6 +28,20 @@ from workflow_scripts.plan.variants import (
     width_problems,
 )
 
+# A run's jobs use the configuration the run started with. On a cluster every job starts its own
+# Snakemake, which reads the config files again (plugin 2.8.0: `--configfiles ...` in each
+# sbatch command): a config edited while a long run is in flight would reach the jobs that start
+# after the edit, under the rule parameters the run recorded for the old one (Snakemake issue
+# #3234 reports such runs). The main process freezes the validated config into .snakemake/ and
+# hands its path to every job through the environment (sbatch --export=ALL); jobs read it
+# instead of the files. Upstream rules never rerun inside a job: it is started with
+# `--allowed-rules <its rule>`.
+FROZEN_CONFIG_VARIABLE = "SAE_WORKFLOW_FROZEN_CONFIG"
+_frozen = os.environ.get(FROZEN_CONFIG_VARIABLE)
+if not workflow.is_main_process and _frozen and Path(_frozen).is_file():
+    config.clear()
+    config.update(json.loads(Path(_frozen).read_text()))
+
 try:
     config.update(validate_config(config))
     VARIANTS = {v.id: v for v in build_variant_table(config)}
@@ -39,6 +54,18 @@ try:
         raise ConfigError("; ".join(problems))
 except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
+
+if workflow.is_main_process:
+    _text = json.dumps(config, sort_keys=True, default=str)
+    _frozen = Path(
+        ".snakemake", "frozen_config", f"{hashlib.sha256(_text.encode()).hexdigest()[:16]}.json"
+    )
+    _frozen.parent.mkdir(parents=True, exist_ok=True)
+    if not _frozen.is_file():
+        _partial = _frozen.with_suffix(f".partial-{os.getpid()}")
+        _partial.write_text(_text)
+        os.replace(_partial, _frozen)  # whole or absent, also with two runs starting at once
+    os.environ[FROZEN_CONFIG_VARIABLE] = str(_frozen.resolve())
 
 OUT = config["output_dir"]
 PREFETCH_PLAN = prefetch_plans.prefetch_plan(config, list(VARIANTS.values()), OUT)
@@ -93,6 +120,61 @@ def check_saebench_python():
             f"Invalid configuration: config key 'saebench_python': {python!r} {problem} (it "
             "must be the SAE Bench environment's Python); create the environments with "
             "`bash envs/install.sh`"
+        )
+
+
+def check_executor_settings():
+    """Before the first job of a real run (onstart: `workflow.executor_settings` is set only
+    then, not while the DAG is built): refuse the SLURM plugin's array-job submission, and a
+    run without `slurm_account` on a site that rejects jobs without one."""
+    settings = getattr(workflow, "executor_settings", None)
+    if "slurm" not in type(settings).__module__:
+        return
+    if getattr(settings, "array_jobs", None):
+        raise WorkflowError(
+            f"slurm-array-jobs is set ({settings.array_jobs!r}): SLURM executor plugins "
+            "2.7.1-2.8.0 drop jobs from arrays and can stall at 'Selected jobs: 0' "
+            "(snakemake-executor-plugin-slurm issue #473); remove `slurm-array-jobs` from the "
+            "profile or the command line: this workflow submits one job per pair "
+            "(docs/slurm.md, troubleshooting)"
+        )
+    check_slurm_account()
+
+
+ACCOUNT_REJECTED = re.compile(r"invalid account|account.*(required|not specified)", re.I)
+
+
+def check_slurm_account():
+    """Without `slurm_account`, plugin 2.8.0 guesses one with a sacct pipeline it runs without
+    a shell (accounts.get_account ~63-81, plugin issue #459: the guess always fails) and then
+    submits without -A; a site that requires an account rejects every sbatch, and every job
+    burns its retries. One `sbatch --test-only` (validates, submits nothing) finds out first."""
+    resources = workflow.resource_settings
+    defaults = getattr(resources.default_resources, "args", None) or []
+    if any(re.fullmatch(r"slurm_account=\S+", str(a)) for a in defaults) or any(
+        "slurm_account" in r for r in resources.overwrite_resources.values()
+    ):
+        return
+    if not shutil.which("sbatch"):
+        return
+    partition = [
+        str(a).split("=", 1)[1].strip("'\"")
+        for a in defaults
+        if str(a).startswith("slurm_partition=")
+    ]
+    command = ["sbatch", "--test-only", "--wrap=true", "--job-name=account-check"]
+    command += [f"--partition={partition[0]}"] if partition and partition[0] else []
+    try:
+        probe = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return  # the controller is slow or absent: the submissions will say so
+    message = (probe.stderr or probe.stdout).strip()
+    if probe.returncode != 0 and ACCOUNT_REJECTED.search(message):
+        raise WorkflowError(
+            f"SLURM rejects jobs without an account here ({message!r}) and no `slurm_account` "
+            "is set: add `slurm_account: <account>` under default-resources in your copy of "
+            "profiles/slurm/config.yaml (or `--default-resources slurm_account=<account>`); "
+            "`sacctmgr -n show assoc user=$USER format=account` lists yours"
         )
 
 
@@ -154,10 +236,11 @@ def eval_threads(wildcards):
     return eval_registry.job_resources(config, wildcards.eval_type)["cpus_per_task"]
 
 
-def eval_resource(name, scale_with_attempt=True):
+def eval_resource(name):
+    """`name` of an evaluation job at its attempt: scaled on retry, capped (registry)."""
+
     def get(wildcards, attempt):
-        value = eval_registry.job_resources(config, wildcards.eval_type)[name]
-        return value * attempt if scale_with_attempt else value
+        return eval_registry.job_resources(config, wildcards.eval_type, attempt)[name]
 
     return get
 
@@ -165,11 +248,20 @@ def eval_resource(name, scale_with_attempt=True):
 # ---- aggregation, plots, report ---------------------------------------------------------------
 
 
+def evaluated(eval_type):
+    """The variants that get jobs of `eval_type`: all, but for an eval that reads only the decoder
+    (meta-structure) the derived variants, which reuse their baseline's decoder and share its
+    value (results/collect.py)."""
+    if eval_registry.REGISTRY[eval_type].decoder_only:
+        return [v for v in VARIANTS if not VARIANTS[v].derived]
+    return list(VARIANTS)
+
+
 def replicate_runs():
     """(eval_type, variant, folder) of every evaluation job: the main seed's under
     `<eval_type>/`, each extra seed's under `<eval_type>/seed_<seed>/`."""
-    runs = [(e, v, e) for e in EVAL_TYPES for v in VARIANTS]
-    runs += [(e, v, f"{e}/seed_{s}") for e in REPLICATED for s in EXTRA_SEEDS for v in VARIANTS]
+    runs = [(e, v, e) for e in EVAL_TYPES for v in evaluated(e)]
+    runs += [(e, v, f"{e}/seed_{s}") for e in REPLICATED for s in EXTRA_SEEDS for v in evaluated(e)]
     return runs
 
 
@@ -194,6 +286,7 @@ def aggregate_plan(input, output):
         "variants": [json.loads(variant_json(v)) for v in VARIANTS],
         "eval_types": EVAL_TYPES,
         "replicated": REPLICATED,
+        "decoder_only": [e for e in EVAL_TYPES if eval_registry.REGISTRY[e].decoder_only],
         "saes_dir": saes_dir,
         "evals_dir": os.path.join(results_dir, "evals"),
         "records_dir": os.path.join(results_dir, "workflow_metrics"),

@@ -44,9 +44,11 @@ def run_snakemake(args: list[str], workdir: Path, env: dict | None = None, timeo
     )
 
 
-def write_config(path: Path, base: str | None = None, **overrides) -> Path:
-    """A config file: `base` (a file in config/) with top-level sections replaced or merged."""
-    config = yaml.safe_load((REPO / "config" / base).read_text()) if base else {}
+def write_config(path: Path, base: str | Path | None = None, **overrides) -> Path:
+    """A config file: `base` (a file name in config/, or a path) with top-level sections replaced
+    or merged."""
+    source = base if isinstance(base, Path) else REPO / "config" / str(base)
+    config = yaml.safe_load(source.read_text()) if base else {}
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
             config[key] = {**config[key], **value}
@@ -75,9 +77,10 @@ def repo() -> Path:
 def _demo_cache() -> Path:
     """The demo assets, built once per version of the builder's code and reused across modules.
 
-    The build is bitwise deterministic for a seed (tests/workflow/test_demo_assets.py checks it),
-    so a copy is what the `build_demo_assets` rule would write; the demo workflow test and the
-    SLURM run still build it through the rule.
+    Built by the workflow's own rule (`snakemake --until build_demo_assets` on the demo config,
+    as README command 1 does first), then kept for the session. The build is bitwise
+    deterministic for a seed (tests/workflow/test_demo_assets.py checks it), so a copy is what
+    the rule would write in any test's folder.
     """
     import hashlib
     import tempfile
@@ -86,29 +89,29 @@ def _demo_cache() -> Path:
     code = b"".join(
         p.read_bytes() for p in sorted(demo.glob("*.*")) if p.suffix in (".py", ".yaml")
     )
+    code += (REPO / "rules" / "demo.smk").read_bytes()
     seed = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["demo"]["seed"]
     key = hashlib.sha256(code + str(seed).encode()).hexdigest()[:12]
     cache = Path(tempfile.gettempdir()) / f"sae-workflow-demo-assets-{key}"
     if not (cache / "manifest.json").is_file():
-        partial = cache.with_name(cache.name + f".partial-{os.getpid()}")
-        subprocess.run(
+        build = cache.with_name(cache.name + f".build-{os.getpid()}")
+        build.mkdir(parents=True)
+        result = run_snakemake(
             [
-                sys.executable,
-                "-m",
-                "workflow_scripts.demo.build",
-                "--out",
-                str(partial),
-                "--seed",
-                str(seed),
+                "--cores",
+                "2",
+                "--configfile",
+                str(REPO / "config" / "demo.yaml"),
+                "--until",
+                "build_demo_assets",
             ],
-            cwd=REPO,
-            env=snakemake_env({"PYTHONPATH": str(REPO)}),
-            check=True,
-            capture_output=True,
+            build,
             timeout=1200,
         )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         shutil.rmtree(cache, ignore_errors=True)
-        os.replace(partial, cache)
+        os.replace(build / "resources" / "demo", cache)
+        shutil.rmtree(build, ignore_errors=True)
     return cache
 
 
@@ -132,3 +135,89 @@ def copy_demo_assets(target: Path) -> dict:
     text = manifest_path.read_text().replace(json.dumps(built_at)[1:-1], str(target))
     manifest_path.write_text(text)
     return json.loads(text)
+
+
+# ------------------------------------------------------------------ the session's shared demo run
+# One Snakemake run of the demo, offline under the network guard, feeds test_demo_workflow.py,
+# test_more_evals.py and test_report.py: the README's demo config with every one of its eval
+# types plus absorption and meta-structure, on one variant of each family (the config's others
+# add jobs, not paths). Tests that change a run work on a copy (`copy_run`).
+_DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+_SHARED_ON = {e for e, on in _DEMO["eval_types"].items() if on} | {"absorption", "meta_structure"}
+
+
+def _registry_order(names: set[str]) -> list[str]:
+    from workflow_scripts.evals.registry import REGISTRY  # the order of the run's tables
+
+    return [e for e in REGISTRY if e in names]
+
+
+SHARED_EVAL_TYPES = _registry_order(_SHARED_ON)
+SHARED_SAE_VARIANTS = {
+    **_DEMO["sae_variants"],
+    "ihtp": {"enabled": True, "k_values": _DEMO["sae_variants"]["ihtp"]["k_values"][:1]},
+    "mpsae": {"enabled": True, "s_values": _DEMO["sae_variants"]["mpsae"]["s_values"][:1]},
+}
+SHARED_VARIANTS = (
+    ["baseline"]
+    + [f"ihtp_k{k}" for k in SHARED_SAE_VARIANTS["ihtp"]["k_values"]]
+    + [f"mpsae_s{s}" for s in SHARED_SAE_VARIANTS["mpsae"]["s_values"]]
+)
+
+
+def evaluated_variants(eval_type: str, variants=SHARED_VARIANTS) -> list[str]:
+    """The variants with a job of `eval_type`: a decoder-only eval (meta-structure) skips the
+    derived variants, which share their baseline's decoder."""
+    from workflow_scripts.evals.registry import REGISTRY
+
+    if REGISTRY[eval_type].decoder_only:
+        return [v for v in variants if v == "baseline"]
+    return list(variants)
+
+
+def shared_demo_config(path: Path, **overrides) -> Path:
+    return write_config(
+        path,
+        "demo.yaml",
+        eval_types={e: True for e in SHARED_EVAL_TYPES},
+        sae_variants=SHARED_SAE_VARIANTS,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_demo_run(tmp_path_factory) -> dict:
+    workdir = tmp_path_factory.mktemp("shared_demo")
+    network_log = workdir / "network.log"
+    env = {
+        "PYTHONPATH": str(REPO / "tests" / "network_guard"),
+        "WORKFLOW_TEST_NETWORK_LOG": str(network_log),
+    }
+    config = shared_demo_config(workdir / "demo.yaml")
+    seed_demo_assets(workdir)
+    result = run_snakemake(
+        ["--cores", "2", "--configfile", str(config)], workdir, env=env, timeout=1800
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return {
+        "workdir": workdir,
+        "out": workdir / "results",
+        "config": config,
+        "env": env,
+        "network_log": network_log,
+        "stdout": result.stdout,
+        "output": result.stdout + result.stderr,
+    }
+
+
+def copy_run(run: dict, target: Path) -> dict:
+    """A copy of a run's folder (file times kept, so Snakemake sees it as up to date; the
+    activation caches left out) to change without touching the shared run."""
+    shutil.copytree(
+        run["workdir"],
+        target,
+        symlinks=True,
+        ignore=lambda folder, names: ["artifacts"] if Path(folder).name == "results" else [],
+    )
+    config = target / run["config"].name
+    return {**run, "workdir": target, "out": target / "results", "config": config}

@@ -647,3 +647,69 @@ def test_plots_draw_intervals_and_verdicts_with_replicates(tmp_path, monkeypatch
     assert any(e[0] == pytest.approx([half]) for _, _, e in probe)
     cells = " ".join(texts)
     assert "▲" in cells and "≈" in cells  # SCR better, probe within noise (heat map)
+
+
+# --- decoder-only evals (meta-structure): derived variants share their baseline's value ---------
+
+META = "meta_structure.meta_structure.decoder_fraction_variance_explained"
+
+
+def test_decoder_only_values_are_shared_not_measured_again_nor_compared(tmp_path):
+    """A derived variant has no meta-structure job: the table shows its baseline's value (and
+    interval), the long table (the noise, the verdicts) holds each measured value once, no
+    verdict compares the variant with its own baseline on it, and the summary says why."""
+    variants = [
+        {"id": "baseline", "family": "baseline", "baseline": "baseline"},
+        {"id": "mpsae_s20", "family": "mpsae", "baseline": "baseline"},
+        {"id": "other", "family": "comparison", "baseline": "baseline"},
+    ]
+    meta = {"baseline": {42: 0.30, 43: 0.32, 44: 0.31}, "other": {42: 0.20, 43: 0.22, 44: 0.19}}
+    for v in ("baseline", "mpsae_s20", "other"):
+        write_sae(tmp_path, v, "standard")
+        for seed in SEEDS:
+            where = None if seed == 42 else seed
+            write_pair(
+                tmp_path, "sparse_probing", v, {"sae": {"sae_top_1_test_accuracy": 0.9}}, seed=where
+            )
+            if v in meta:  # the derived variant has no result of its own
+                write_pair(
+                    tmp_path,
+                    "meta_structure",
+                    v,
+                    {"meta_structure": {"decoder_fraction_variance_explained": meta[v][seed]}},
+                    seed=where,
+                )
+    eval_types = ["sparse_probing", "meta_structure"]
+    merged = collect.collect(
+        variants,
+        tmp_path / "saes",
+        tmp_path / "evals",
+        eval_types,
+        extra_seeds=[43, 44],
+        replicated=eval_types,
+        decoder_only=["meta_structure"],
+    )
+    assert merged.shared == [("meta_structure", "mpsae_s20", "baseline")]
+    table = merged.table.set_index("variant")
+    for column in (META, f"{META}_ci_low", f"{META}_n"):
+        assert table.loc["mpsae_s20", column] == table.loc["baseline", column]
+    assert table.loc["baseline", META] == pytest.approx(0.31)
+    long = merged.long
+    assert long[(long["eval_type"] == "meta_structure") & (long["variant"] == "mpsae_s20")].empty
+    compared = ranking.Comparison(
+        merged.table,
+        headline_metrics(eval_types),
+        eval_types,
+        long=merged.long,
+        seeds=SEEDS,
+        baseline_of={v["id"]: "baseline" for v in variants},
+        shared=merged.shared,
+    )
+    results = ranking.compute(compared)
+    versus = results.versus
+    meta_rows = versus[versus["eval_type"] == "meta_structure"]
+    assert list(meta_rows["variant"]) == ["other"]  # the comparison SAE is compared; mpsae is not
+    probe_rows = versus[versus["eval_type"] == "sparse_probing"]
+    assert set(probe_rows["variant"]) == {"mpsae_s20", "other"}
+    text = render.markdown(results)
+    assert "mpsae_s20 reuse their baseline's decoder" in text and "by construction" in text

@@ -1,8 +1,8 @@
 """The demo runs end to end through Snakemake, offline, and reruns only what changed.
 
-One demo run (module fixture) feeds every test here: the README's demo config with every one of
-its eval types, on one variant of each family (the config's others add jobs, not paths), and the
-session's demo build seeded in (the build rule itself runs in the SLURM test on Slurm 22.05).
+The session's shared demo run (tests/conftest.py: the README's demo config with every one of its
+eval types plus absorption and meta-structure, on one variant of each family; the session's
+demo build, made by the build rule, seeded in) feeds every test here.
 """
 
 import json
@@ -13,26 +13,24 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, run_snakemake, seed_demo_assets, write_config
+from conftest import (
+    SHARED_EVAL_TYPES,
+    SHARED_SAE_VARIANTS,
+    SHARED_VARIANTS,
+    evaluated_variants,
+    run_snakemake,
+    write_config,
+)
 from workflow_scripts.evals.registry import REGISTRY
 
-DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-EVAL_TYPES = [e for e, on in DEMO["eval_types"].items() if on]
-# one value of each of the demo's families: the smallest config that exercises every path
-SAE_VARIANTS = {
-    **DEMO["sae_variants"],
-    "ihtp": {"enabled": True, "k_values": DEMO["sae_variants"]["ihtp"]["k_values"][:1]},
-    "mpsae": {"enabled": True, "s_values": DEMO["sae_variants"]["mpsae"]["s_values"][:1]},
-}
-VARIANTS = (
-    ["baseline"]
-    + [f"ihtp_k{k}" for k in SAE_VARIANTS["ihtp"]["k_values"]]
-    + [f"mpsae_s{s}" for s in SAE_VARIANTS["mpsae"]["s_values"]]
-)
+EVAL_TYPES = SHARED_EVAL_TYPES
+SAE_VARIANTS = SHARED_SAE_VARIANTS
+VARIANTS = SHARED_VARIANTS
 
 
 def executed_jobs(output: str) -> dict[str, int]:
-    """rule -> count from the 'Job stats' table Snakemake prints at the start of a run."""
+    """rule -> count from the 'Job stats' table Snakemake prints at the start of a run (and of
+    a dry run)."""
     stats = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\n\s*total", output, re.S)
     if not stats:
         return {}
@@ -42,26 +40,8 @@ def executed_jobs(output: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo")
-    network_log = workdir / "network.log"
-    env = {
-        "PYTHONPATH": str(REPO / "tests" / "network_guard"),
-        "WORKFLOW_TEST_NETWORK_LOG": str(network_log),
-    }
-    config = write_config(workdir / "demo.yaml", "demo.yaml", sae_variants=SAE_VARIANTS)
-    seed_demo_assets(workdir)
-    result = run_snakemake(
-        ["--cores", "2", "--configfile", str(config)], workdir, env=env, timeout=1200
-    )
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    return {
-        "workdir": workdir,
-        "config": config,
-        "env": env,
-        "network_log": network_log,
-        "output": result.stdout + result.stderr,
-    }
+def demo_run(shared_demo_run):
+    return shared_demo_run
 
 
 def test_every_output_exists(demo_run):
@@ -69,7 +49,7 @@ def test_every_output_exists(demo_run):
     for variant in VARIANTS:
         assert (out / "saes" / variant / "sae.safetensors").is_file()
         assert json.loads((out / "saes" / variant / "config.json").read_text())["d_sae"] > 0
-        for eval_type in EVAL_TYPES:
+        for eval_type in [e for e in EVAL_TYPES if variant in evaluated_variants(e)]:
             result = json.loads((out / "evals" / eval_type / f"{variant}.json").read_text())
             assert result["eval_result_metrics"], (eval_type, variant)
             assert logs_exist(demo_run["workdir"], eval_type, variant)
@@ -94,7 +74,9 @@ def test_merged_table_has_every_variant_and_metric(demo_run):
     row = table.set_index("variant")
     for variant in VARIANTS:
         for eval_type in EVAL_TYPES:
-            result = json.loads((out / "evals" / eval_type / f"{variant}.json").read_text())
+            # a decoder-only eval's derived variants show their baseline's result
+            source = variant if variant in evaluated_variants(eval_type) else "baseline"
+            result = json.loads((out / "evals" / eval_type / f"{source}.json").read_text())
             for group, metrics in result["eval_result_metrics"].items():
                 for name, value in metrics.items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -135,30 +117,28 @@ def test_rerun_does_nothing(demo_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_adding_a_variant_runs_only_its_jobs(demo_run):
+def test_adding_a_variant_plans_only_its_jobs(demo_run):
+    """With one more IHTP k, Snakemake plans its derivation and evaluations, then the aggregation
+    and plots: nothing else (the dry run lists exactly what a run would execute)."""
     workdir = demo_run["workdir"]
     ks = SAE_VARIANTS["ihtp"]["k_values"] + [3]
     config = write_config(
         workdir / "demo_plus.yaml",
-        "demo.yaml",
+        demo_run["config"],
         sae_variants={**SAE_VARIANTS, "ihtp": {"enabled": True, "k_values": ks}},
     )
-    before = {p: p.stat().st_mtime for p in (workdir / "results" / "evals").rglob("*.json")}
-    result = run_snakemake(
-        ["--cores", "2", "--configfile", str(config)], workdir, env=demo_run["env"]
-    )
+    result = run_snakemake(["-n", "--configfile", str(config)], workdir, env=demo_run["env"])
     assert result.returncode == 0, result.stderr[-3000:]
-    jobs = executed_jobs(result.stdout + result.stderr)
-    assert jobs == {
+    output = result.stdout + result.stderr
+    assert executed_jobs(output) == {
         "derive_sae": 1,
-        "evaluate": len(EVAL_TYPES),
+        "evaluate": len([e for e in EVAL_TYPES if not REGISTRY[e].decoder_only]),
         "aggregate": 1,
         "plot": 1,
         "all": 1,
     }
-    assert all(p.stat().st_mtime == t for p, t in before.items())  # nothing else was recomputed
-    table = pd.read_csv(workdir / "results" / "merged" / "metrics.csv")
-    assert "ihtp_k3" in set(table["variant"])
+    planned = set(re.findall(r"wildcards: .*variant=(\S+)", output))
+    assert planned == {"ihtp_k3"}
 
 
 def test_centered_explained_variance_equals_a_direct_computation(demo_run, monkeypatch):

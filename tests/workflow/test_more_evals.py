@@ -1,65 +1,35 @@
-"""Absorption, sae-probes and autointerp on the offline demo.
+"""Absorption, sae-probes, meta-structure and autointerp on the offline demo.
 
-One Snakemake run of the demo (module fixture) with absorption and sparse_probing_sae_probes
-enabled on every demo variant; the other tests run single jobs in-process on its SAE folders:
-absorption's silent empty result must fail with its reason, its probe cache must live under the
-artifacts folder and move when a setting changes, and autointerp runs against a fake judge
-injected where SAE Bench calls the OpenAI client.
+The session's shared demo run (tests/conftest.py) has absorption, sparse_probing_sae_probes and
+meta_structure enabled on one variant of each family; the other tests run single jobs
+in-process on its SAE folders: absorption's silent empty result must fail with its reason, its
+probe cache must live under the artifacts folder and move when a setting changes, and
+autointerp's real OpenAI client talks to a judge server on 127.0.0.1 (tests/judge_server.py).
 """
 
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import yaml
+from judge_server import JudgeServer
 
-from conftest import REPO, run_snakemake, seed_demo_assets, write_config
+from conftest import REPO, SHARED_VARIANTS, evaluated_variants
 from workflow_scripts.evals import absorption, sparse_probing
 from workflow_scripts.evals.registry import REGISTRY
+from workflow_scripts.plan.config import validate_config
 from workflow_scripts.steps.evaluate import OFFLINE_VARIABLES
 
 DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-EVAL_TYPES = ["absorption", "sparse_probing_sae_probes"]
-VARIANTS = (
-    ["baseline"]
-    + [f"ihtp_k{k}" for k in DEMO["sae_variants"]["ihtp"]["k_values"]]
-    + [f"mpsae_s{s}" for s in DEMO["sae_variants"]["mpsae"]["s_values"]]
-)
+EVAL_TYPES = ["absorption", "sparse_probing_sae_probes", "meta_structure"]
+VARIANTS = SHARED_VARIANTS
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("more_evals")
-    network_log = workdir / "network.log"
-    env = {
-        "PYTHONPATH": str(REPO / "tests" / "network_guard"),
-        "WORKFLOW_TEST_NETWORK_LOG": str(network_log),
-    }
-    config = write_config(
-        workdir / "more.yaml",
-        "demo.yaml",
-        eval_types={
-            "core": False,
-            "sparse_probing": False,
-            "scr": False,
-            "tpp": False,
-            "absorption": True,
-            "sparse_probing_sae_probes": True,
-        },
-        # one core per job: two jobs at a time (much of each job is single-threaded)
-        resources={
-            **DEMO["resources"],
-            "absorption": {"cpus_per_task": 1},
-            "sparse_probing_sae_probes": {"cpus_per_task": 1},
-        },
-    )
-    seed_demo_assets(workdir)
-    result = run_snakemake(
-        ["--cores", "2", "--configfile", str(config)], workdir, env=env, timeout=1800
-    )
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    return {"workdir": workdir, "network_log": network_log}
+def demo_run(shared_demo_run):
+    return shared_demo_run
 
 
 def job_settings(eval_type: str, **section) -> dict:
@@ -88,7 +58,7 @@ def in_demo(demo_run, monkeypatch):
 def test_every_variant_has_each_result_with_its_headline(demo_run):
     evals = demo_run["workdir"] / "results" / "evals"
     for eval_type in EVAL_TYPES:
-        for variant in VARIANTS:
+        for variant in evaluated_variants(eval_type):
             result = json.loads((evals / eval_type / f"{variant}.json").read_text())
             for metric in REGISTRY[eval_type].headline:
                 group, name = metric.key.split(".")
@@ -103,6 +73,24 @@ def test_every_variant_has_each_result_with_its_headline(demo_run):
     assert [d["dataset_name"] for d in probes["eval_result_details"]] == DEMO[
         "sparse_probing_sae_probes"
     ]["dataset_names"]
+
+
+def test_meta_structure_runs_once_per_decoder(demo_run):
+    """The derived variants reuse the baseline's decoder: one meta-structure job (the
+    baseline's), its value shown for every variant, and the summary says why."""
+    out = demo_run["workdir"] / "results"
+    assert sorted(p.stem for p in (out / "evals" / "meta_structure").glob("*.json")) == ["baseline"]
+    result = json.loads((out / "evals" / "meta_structure" / "baseline.json").read_text())
+    assert result["eval_config"]["random_seed"] == validate_config(DEMO)["random_seed"]
+    value = result["eval_result_metrics"]["meta_structure"]["decoder_fraction_variance_explained"]
+    table = pd.read_csv(out / "merged" / "metrics.csv").set_index("variant")
+    column = "meta_structure.meta_structure.decoder_fraction_variance_explained"
+    assert table.loc[VARIANTS, column].tolist() == pytest.approx([value] * len(VARIANTS))
+    summary = (out / "merged" / "summary.md").read_text()
+    assert "decoder variance explained by a meta-SAE" in summary
+    assert "by construction" in summary
+    versus = pd.read_csv(out / "merged" / "versus_baseline.csv")
+    assert versus[versus["eval_type"] == "meta_structure"].empty  # no claim against itself
 
 
 def test_no_network_connection_was_attempted(demo_run):
@@ -199,64 +187,62 @@ def test_sae_probes_unknown_dataset_is_refused_up_front():
     )
 
 
-class FakeJudge:
-    """Stands in for openai.OpenAI where SAE Bench's autointerp calls it
-    (AutoInterp.get_api_response)."""
-
-    keys: list = []
-    requests: list = []
-
-    def __init__(self, api_key=None, **_):
-        FakeJudge.keys.append(api_key)
-        self.chat = SimpleNamespace(completions=SimpleNamespace(create=self.create))
-
-    def create(self, **request):
-        FakeJudge.requests.append(request)
-        system = request["messages"][0]["content"]
-        # scoring prompt: "return a comma-separated list of the examples ..." -> example numbers;
-        # generation prompt: SAE Bench keeps what follows "activates on"
-        text = (
-            "1, 2" if "comma-separated list" in system else "This neuron activates on demo words."
-        )
-        return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=text))])
-
-
-def test_autointerp_with_a_fake_judge(in_demo, monkeypatch, capfd):
-    import sae_bench.evals.autointerp.main as autointerp
-
+def test_autointerp_with_a_judge_at_a_url(in_demo, monkeypatch, capfd):
+    """The job's real OpenAI client talks HTTP to a judge server on 127.0.0.1 (as to a vLLM server
+    on a cluster node), offline for the hub: every request names the configured judge model and
+    carries the key; no output, log or result holds the key."""
     from workflow_scripts.steps import evaluate
 
     secret = "sk-test-NEVER-LOGGED-4242"
     monkeypatch.setenv("DEMO_JUDGE_KEY", secret)
-    monkeypatch.setattr(autointerp, "OpenAI", FakeJudge)
-    FakeJudge.keys, FakeJudge.requests = [], []
-    settings = job_settings(
-        "autointerp",
-        api_key_env="DEMO_JUDGE_KEY",
-        judge_model="fake-judge-7",
-        n_latents=3,
-        total_tokens=20000,
-        llm_context_size=64,
-        dataset_name=DEMO["core_eval"]["dataset"],
-    )
-    output = in_demo / "results" / "evals" / "autointerp" / "baseline.json"
-    evaluate.evaluate(
-        "autointerp",
-        in_demo / "results" / "saes" / "baseline",
-        "baseline",
-        settings,
-        output,
-        in_demo / "results" / "artifacts",
-    )
+    with JudgeServer() as judge:
+        settings = job_settings(
+            "autointerp",
+            api_key_env="DEMO_JUDGE_KEY",
+            judge_model="fake-judge-7",
+            judge_base_url=judge.base_url,
+            n_latents=3,
+            total_tokens=20000,
+            llm_context_size=64,
+            dataset_name=DEMO["core_eval"]["dataset"],
+        )
+        # outside results/: the shared run does not enable autointerp
+        output = in_demo / "autointerp" / "evals" / "baseline.json"
+        record = in_demo / "autointerp" / "workflow_metrics" / "baseline.json"
+        evaluate.evaluate(
+            "autointerp",
+            in_demo / "results" / "saes" / "baseline",
+            "baseline",
+            settings,
+            output,
+            in_demo / "results" / "artifacts",
+            workflow_output=record,
+        )
     result = json.loads(output.read_text())
     score = result["eval_result_metrics"]["autointerp"]["autointerp_score"]
     assert 0.0 <= score <= 1.0
     assert len(result["eval_result_unstructured"]) == 3  # one explanation + score per latent
-    assert FakeJudge.requests and {r["model"] for r in FakeJudge.requests} == {"fake-judge-7"}
-    assert set(FakeJudge.keys) == {secret}  # the key reached the client ...
+    # explanation and scoring requests for each of the 3 latents
+    assert len(judge.requests) >= 6
+    assert {r["model"] for r in judge.requests} == {"fake-judge-7"}
+    assert set(judge.authorizations) == {f"Bearer {secret}"}  # the key reached the judge ...
     captured = capfd.readouterr()
-    assert secret not in captured.out + captured.err  # ... and nothing printed it
-    assert secret not in output.read_text()
+    assert secret not in captured.out + captured.err  # ... and nothing printed or wrote it
+    assert secret not in output.read_text() + record.read_text()
+
+
+def test_autointerp_judge_url_is_checked_up_front():
+    from workflow_scripts.evals import autointerp
+
+    def problems(**section):
+        return autointerp.problems({"autointerp": section}, {})
+
+    # a judge on the cluster's network needs no key; OpenAI's API does
+    assert problems(api_key_env="NO_SUCH_VARIABLE_SET", judge_base_url="http://node7:8000/v1") == []
+    assert "needs the judge's API key" in problems(api_key_env="NO_SUCH_VARIABLE_SET")[0]
+    assert "'autointerp.judge_base_url'" in problems(judge_base_url="node7:8000")[0]
+    leaked = problems(judge_base_url="http://user:sk-secret@node7:8000/v1")[0]
+    assert "password" in leaked and "sk-secret" not in leaked
 
 
 def test_demo_tokenizer_suits_absorption(demo_run):

@@ -1,8 +1,8 @@
 """The end of the pipeline on real demo outputs: summary, plots, Snakemake report, SAE Bench's own
 readers, and missing pairs both ways.
 
-One cut-down demo run (module fixture: baseline + an IHTP sweep, core + sparse probing) feeds every
-test; the missing-pair tests come last because they remove a result.
+The session's shared demo run (tests/conftest.py) feeds every test; the missing-pair tests work
+on a copy of it, because they remove a result.
 """
 
 import base64
@@ -12,50 +12,26 @@ import re
 import matplotlib.image
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO, run_snakemake, seed_demo_assets, write_config
+from conftest import (
+    SHARED_EVAL_TYPES,
+    SHARED_VARIANTS,
+    copy_run,
+    evaluated_variants,
+    run_snakemake,
+    write_config,
+)
+from workflow_scripts.plan.headlines import ranking_columns
 from workflow_scripts.plan.outputs import plot_file_names
 from workflow_scripts.results.ranking import headline_metrics
 
-DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-EVAL_TYPES = ["core", "sparse_probing"]
-VARIANTS = ["baseline", "ihtp_k5", "ihtp_k10"]
-OVERRIDES = dict(
-    eval_types={
-        "core": True,
-        "sparse_probing": True,
-        "scr": False,
-        "tpp": False,
-        "sparse_probing_sae_probes": False,
-    },
-    sae_variants={"ihtp": {"enabled": True, "k_values": [5, 10]}, "mpsae": {"enabled": False}},
-    core_eval={"n_eval_reconstruction_batches": 2, "n_eval_sparsity_variance_batches": 2},
-)
-
-
-def demo_config(path, **extra):
-    config = write_config(path, "demo.yaml", **OVERRIDES, **extra)
-    data = yaml.safe_load(config.read_text())
-    data.pop("scr", None), data.pop("tpp", None)  # settings of evals this run does not enable
-    config.write_text(yaml.safe_dump(data))
-    return config
+EVAL_TYPES = SHARED_EVAL_TYPES
+VARIANTS = SHARED_VARIANTS
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("report")
-    config = demo_config(workdir / "demo.yaml")
-    seed_demo_assets(workdir)
-    result = run_snakemake(["--cores", "2", "--configfile", str(config)], workdir, timeout=1200)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    return {
-        "workdir": workdir,
-        "out": workdir / "results",
-        "config": config,
-        "stdout": result.stdout,
-        "output": result.stdout + result.stderr,
-    }
+def run(shared_demo_run):
+    return shared_demo_run
 
 
 def json_headlines(out, variant):
@@ -64,7 +40,9 @@ def json_headlines(out, variant):
     values = {}
     for h in headline_metrics(EVAL_TYPES):
         folder = "workflow_metrics" if h.key.startswith("workflow_") else "evals"
-        result = json.loads((out / folder / h.eval_type / f"{variant}.json").read_text())
+        # a decoder-only eval's derived variants show their baseline's value
+        source = variant if variant in evaluated_variants(h.eval_type) else "baseline"
+        result = json.loads((out / folder / h.eval_type / f"{source}.json").read_text())
         group, name = h.key.split(".")
         values[h.column] = result["eval_result_metrics"][group][name]
     return values
@@ -79,9 +57,9 @@ def summary_rows(text):
 
 def test_summary_has_every_variant_ranked_by_the_rule(run):
     """The Copeland rule, recomputed here from the JSONs and the core records: wins − losses
-    summed over the non-L0 headlines; one seed, so the probe wins by value (shown precision), and
-    core's metrics by the paired bootstrap over its recorded batches from 20 batches on (by value
-    below: this run has 2); ties -> lower L0."""
+    summed over the default ranking's headlines (not L0, not SCR/TPP/meta-structure); one seed,
+    so the probes and absorption win by value (shown precision), and core's metrics by the paired
+    bootstrap over its recorded batches from 20 batches on (by value below); ties -> lower L0."""
     from workflow_scripts.results import core_noise
     from workflow_scripts.results.formatting import format_value
 
@@ -98,7 +76,9 @@ def test_summary_has_every_variant_ranked_by_the_rule(run):
         "model_performance_preservation.ce_loss_score": core_noise.ce_loss_score,
     }
     score = dict.fromkeys(VARIANTS, 0)
-    for h in [h for h in headlines if h.key != "sparsity.l0"]:
+    ranked = set(ranking_columns(headlines, None))  # the default: all but L0 and unreliable ones
+    assert {"scr", "tpp", "meta_structure"}.isdisjoint({c.split(".")[0] for c in ranked})
+    for h in [h for h in headlines if h.column in ranked]:
         for a in VARIANTS:
             for b in VARIANTS:
                 if a == b:
@@ -181,7 +161,7 @@ def test_saebench_graphing_utils_read_the_results(run):
     out = run["out"]
     # SAE Bench's own file names (links written by the aggregation)
     found = graphing_utils.find_eval_results_files([str(out / "saebench")])
-    assert len(found) == len(EVAL_TYPES) * len(VARIANTS)
+    assert len(found) == sum(len(evaluated_variants(e)) for e in EVAL_TYPES)
     named = graphing_utils.get_eval_results(sorted(f for f in found if "/sparse_probing/" in f))
     assert set(named) == {f"{v}_custom_sae" for v in VARIANTS}
     assert named["baseline_custom_sae"]["sae_class"] == "standard"
@@ -195,6 +175,14 @@ def test_saebench_graphing_utils_read_the_results(run):
     assert direct["ihtp_k5.json"]["l0"] == pytest.approx(core["ihtp_k5.json"]["l0"])
 
 
+@pytest.fixture
+def failed_pair_run(run, tmp_path):
+    """A copy of the run in which a pair's job failed (drop_pair)."""
+    copy = copy_run(run, tmp_path / "run")
+    drop_pair(copy)
+    return copy
+
+
 def drop_pair(run, eval_type="core", variant="ihtp_k5"):
     """A pair whose job failed: Snakemake removed its outputs, its log stays."""
     for folder in ("evals", "workflow_metrics"):
@@ -204,8 +192,8 @@ def drop_pair(run, eval_type="core", variant="ihtp_k5"):
     assert (run["workdir"] / "logs" / "evaluate" / eval_type / f"{variant}.log").is_file()
 
 
-def test_a_missing_pair_is_an_error_naming_it_by_default(run):
-    drop_pair(run)
+def test_a_missing_pair_is_an_error_naming_it_by_default(failed_pair_run):
+    run = failed_pair_run
     # aggregation alone (the pair may not be recomputed): Snakemake names the missing pair
     result = run_snakemake(
         [
@@ -230,9 +218,9 @@ def test_a_missing_pair_is_an_error_naming_it_by_default(run):
     )
 
 
-def test_allow_missing_marks_the_gap_in_table_plots_and_report(run):
-    drop_pair(run)
-    config = demo_config(run["workdir"] / "allow_missing.yaml", allow_missing=True)
+def test_allow_missing_marks_the_gap_in_table_plots_and_report(failed_pair_run):
+    run = failed_pair_run
+    config = write_config(run["workdir"] / "allow_missing.yaml", run["config"], allow_missing=True)
     result = run_snakemake(["--cores", "1", "--configfile", str(config)], run["workdir"])
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]

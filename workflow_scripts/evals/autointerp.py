@@ -1,15 +1,21 @@
 """SAE Bench's automated interpretability eval (`sae_bench.evals.autointerp`): an LLM judge
-scores latent explanations; needs the judge's API key, never logged."""
+explains and scores latents. The judge is OpenAI's API, or any OpenAI-compatible server at
+`autointerp.judge_base_url` (a vLLM server on the cluster's own network, which offline compute
+nodes can reach). Its API key is read from the environment or a file, never logged or recorded."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from workflow_scripts.evals import patches
 from workflow_scripts.evals.base import EvalJob, saebench_config
 
-WORKFLOW_KEYS = ("api_key_env", "api_key_file", "judge_model")
+WORKFLOW_KEYS = ("api_key_env", "api_key_file", "judge_model", "judge_base_url")
+# what the client sends to a judge at a base URL when no key is configured: a server started
+# without a key (vLLM's default) accepts any, and the OpenAI client refuses to start without one
+NO_KEY = "EMPTY"
 
 
 def api_key(section: dict) -> str | None:
@@ -21,14 +27,37 @@ def api_key(section: dict) -> str | None:
     return key or None
 
 
+def base_url_problem(url: str | None) -> str | None:
+    """Why `autointerp.judge_base_url` cannot be used, or None (unset or an http(s) URL)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return (
+            f"config key 'autointerp.judge_base_url': {url!r} is not an http(s) URL such as "
+            "http://judge-node:8000/v1"
+        )
+    if parts.username or parts.password:
+        return (
+            "config key 'autointerp.judge_base_url' holds a user name or password: it would "
+            "reach logs and records; give the key in 'autointerp.api_key_env' or "
+            "'autointerp.api_key_file' instead"
+        )
+    return None
+
+
 def problems(config: dict, widths: dict) -> list[str]:
     section = config.get("autointerp", {})
-    if api_key(section):
+    url_problem = base_url_problem(section.get("judge_base_url"))
+    if url_problem:
+        return [url_problem]
+    if api_key(section) or section.get("judge_base_url"):
         return []
     env = section.get("api_key_env", "OPENAI_API_KEY")
     return [
         f"eval type 'autointerp' needs the judge's API key: set ${env} or point config key "
-        "'autointerp.api_key_file' at a file holding it"
+        "'autointerp.api_key_file' at a file holding it (or set 'autointerp.judge_base_url' "
+        "to a judge on your network that needs none)"
     ]
 
 
@@ -37,10 +66,12 @@ def run(job: EvalJob) -> None:
     from sae_bench.evals.autointerp.eval_config import AutoInterpEvalConfig
 
     section = job.settings["section_values"]
-    key = api_key(section)
-    if not key:
-        raise RuntimeError(problems({"autointerp": section}, {})[0])
-    with patches.judge_model(autointerp, section.get("judge_model", "gpt-4o-mini")):
+    found = problems({"autointerp": section}, {})
+    if found:
+        raise RuntimeError(found[0])
+    base_url = section.get("judge_base_url")
+    key = api_key(section) or NO_KEY
+    with patches.judge_client(autointerp, section.get("judge_model", "gpt-4o-mini"), base_url):
         autointerp.run_eval(
             saebench_config(AutoInterpEvalConfig, job, WORKFLOW_KEYS),
             job.selected_saes,

@@ -41,6 +41,10 @@ class EvalType:
     # SAE Bench's module of this eval, imported by the job before it times SAE Bench's run (so a
     # record's startup_s holds every import and eval_s the eval alone)
     saebench_module: str = ""
+    # reads only the SAE's decoder: a derived variant, which reuses its baseline's decoder, has
+    # its baseline's value by construction, so it gets no job of its own and no verdict against
+    # that baseline (results/collect.py shares the value, the summary says so)
+    decoder_only: bool = False
 
 
 @dataclass

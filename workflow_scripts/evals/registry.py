@@ -9,7 +9,15 @@ Importing it imports neither torch nor SAE Bench (it is read at DAG time).
 
 from __future__ import annotations
 
-from workflow_scripts.evals import absorption, autointerp, core, scr_tpp, sparse_probing, unlearning
+from workflow_scripts.evals import (
+    absorption,
+    autointerp,
+    core,
+    meta_structure,
+    scr_tpp,
+    sparse_probing,
+    unlearning,
+)
 from workflow_scripts.evals.base import EvalType, Metric
 from workflow_scripts.plan.config import ConfigError
 
@@ -160,12 +168,73 @@ REGISTRY: dict[str, EvalType] = {
             seed_note="seeds random and torch with random_seed (unlearning/main.py ~146-147)",
             saebench_module="sae_bench.evals.unlearning.main",
         ),
+        EvalType(
+            "meta_structure",
+            "meta_structure",
+            (
+                Metric(
+                    "meta_structure.decoder_fraction_variance_explained",
+                    "decoder variance explained by a meta-SAE",
+                    # lower is better in the reading of the paper this eval reproduces
+                    # (Bussmann et al., ICML 2025, App. D.1: Matryoshka SAEs share less
+                    # information between latents); SAE Bench's README says only that higher
+                    # means more shared structure. Not one of the SAE Bench paper's 8 metrics.
+                    False,
+                    "lower: less of each decoder direction is built from directions shared with "
+                    "others (Bussmann et al., ICML 2025, App. D.1); "
+                    "a meta-SAE trained on the decoder's rows (width_ratio x d_sae latents, k "
+                    "per row, train_steps steps): it moves with the meta-SAE's initialisation "
+                    "and sampling (seeded by the workflow), and a wide dictionary's rows are few "
+                    "samples for small SAEs; it reads only the decoder, so variants that reuse "
+                    "their baseline's decoder share its value; shown, left out of the default "
+                    "ranking",
+                    ranked_by_default=False,
+                ),
+            ),
+            meta_structure.run,
+            seed_note="trains its meta-SAE from torch's global generator, which SAE Bench's "
+            "run_eval leaves unseeded (it seeds only under __main__, meta_structure/main.py "
+            ":292-296, :323): the workflow seeds it with random_seed",
+            saebench_module="sae_bench.evals.meta_structure.main",
+            decoder_only=True,
+        ),
     ]
+}
+
+
+# SAE Bench evals the workflow does not run, and why (each has a key under `eval_types` so that
+# turning it on names these reasons instead of "unknown key").
+NOT_OFFERED: dict[str, str] = {
+    "ravel": (
+        "not wrapped yet: SAE Bench 0.6.0's evals/ravel/main.py loads a HuggingFace "
+        "transformers model by LLM_NAME_MAP (~49-52: gemma-2-2b and pythia-160m-deduped only; "
+        "it overwrites config.model_name with the hub name, ~468), downloads "
+        "adamkarvonen/ravel_prompts and caches filtered datasets relative to the working "
+        "directory; the workflow's demo model (TransformerLens weights, no entity facts) cannot "
+        "run it, so it would not be tested for real"
+    ),
+    "mdl": (
+        "SAE Bench 0.6.0's evals/mdl/main.py cannot run as a library: it imports loguru (:16), "
+        "which sae-bench does not depend on; calculate_dl (~116) and "
+        "check_quantised_features_reach_mse_threshold (~249) read a module-global `config` that "
+        "only its `__main__` block defines (~611-631); it calls .cuda() unconditionally (~174), "
+        "so it cannot run on CPU; and it writes its own JSON (~502-517), not SAE Bench's "
+        "eval_result_metrics form, so no headline could be read from it"
+    ),
 }
 
 
 def enabled_eval_types(config: dict) -> list[str]:
     return [name for name in REGISTRY if config["eval_types"].get(name)]
+
+
+def not_offered_problems(config: dict) -> list[str]:
+    """An enabled `eval_types` key of an SAE Bench eval the workflow refuses, with the reasons."""
+    return [
+        f"config key 'eval_types.{name}': eval type '{name}' is not offered: {reason}"
+        for name, reason in NOT_OFFERED.items()
+        if config["eval_types"].get(name)
+    ]
 
 
 def check_requirements(config: dict, widths: dict | None = None) -> None:
@@ -175,11 +244,15 @@ def check_requirements(config: dict, widths: dict | None = None) -> None:
     written, the demo's manifest); the evaluation job checks the rest before it starts.
     Raises ConfigError naming the config key.
     """
-    problems = [
-        p
-        for name in enabled_eval_types(config)
-        for p in REGISTRY[name].problems(config, widths or {})
-    ]
+    problems = (
+        not_offered_problems(config)
+        + resource_problems(config)
+        + [
+            p
+            for name in enabled_eval_types(config)
+            for p in REGISTRY[name].problems(config, widths or {})
+        ]
+    )
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -218,8 +291,36 @@ def job_settings(config: dict, eval_type: str, seed: int | None = None) -> dict:
     }
 
 
-def job_resources(config: dict, eval_type: str) -> dict:
-    """Memory (MB), runtime (minutes) and CPUs of one evaluation job of `eval_type`."""
-    merged = dict(config["resources"]["default"])
-    merged.update(config["resources"].get(eval_type, {}))
+# what a retry may ask for at most: config key resources.<this>, per resource it caps
+RETRY_CAPS = {"mem_mb": "max_mem_mb", "runtime": "max_runtime"}
+
+
+def job_resources(config: dict, eval_type: str, attempt: int = 1) -> dict:
+    """Memory (MB), runtime (minutes) and CPUs of one evaluation job of `eval_type` at its
+    `attempt` (1 = first): memory and runtime scale with the attempt, so a retry after an
+    out-of-memory kill or a timeout gets 2x, then 3x, but never more than the caps
+    `resources.max_mem_mb` / `resources.max_runtime`: a request above a partition's MaxTime or
+    a node's memory would pend forever or be rejected (plugin 2.8.0 counts even a transient
+    sbatch failure as a failed attempt)."""
+    resources = config["resources"]
+    merged = dict(resources["default"])
+    merged.update(resources.get(eval_type, {}))
+    for name, cap in RETRY_CAPS.items():
+        merged[name] = min(merged[name] * attempt, max(resources[cap], merged[name]))
     return merged
+
+
+def resource_problems(config: dict) -> list[str]:
+    """A first attempt that already asks for more than its cap (the cap would never apply)."""
+    problems = []
+    for eval_type in enabled_eval_types(config):
+        first = dict(config["resources"]["default"])
+        first.update(config["resources"].get(eval_type, {}))
+        for name, cap in RETRY_CAPS.items():
+            if first[name] > config["resources"][cap]:
+                problems.append(
+                    f"config key 'resources.{cap}': {config['resources'][cap]} is below "
+                    f"{eval_type}'s {name} ({first[name]}); raise it (sinfo -o '%P %l %m' shows "
+                    "each partition's MaxTime and node memory) or lower resources.{eval_type}"
+                )
+    return problems

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workflow_scripts.plan.variants import IMPORTED_FAMILIES
 from workflow_scripts.results import replicates
 
 ID_COLUMNS = [
@@ -99,6 +100,9 @@ class Merged:
     missing_replicates: list[tuple[str, str, int]]
     # variant -> its core record's per-batch sums (core_batches), for core_noise.py
     core_batches: dict = field(default_factory=dict)
+    # (eval_type, variant, baseline): a decoder-only eval's values of a derived variant, which
+    # are its baseline's by construction (copied into `table`, never into `long`)
+    shared: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def merge(*args, **kwargs) -> pd.DataFrame:
@@ -118,6 +122,7 @@ def collect(
     main_seed: int = 42,
     extra_seeds: list[int] | None = None,
     replicated: list[str] | None = None,
+    decoder_only: list[str] | None = None,
 ) -> Merged:
     """One row per variant, metric columns the mean over seeds (see the module docstring).
 
@@ -125,15 +130,23 @@ def collect(
     `main_seed` only. A missing main-seed pair raises MissingPairError naming it, unless
     `allow_missing`: then its metrics are NaN, the `missing` column lists its eval types and
     `missing` holds the (eval_type, variant) pairs. A missing replicate is an error too, or with
-    allow_missing listed in `missing_replicates` as (eval_type, variant, seed)."""
+    allow_missing listed in `missing_replicates` as (eval_type, variant, seed).
+
+    `decoder_only` eval types read only the decoder, which a derived variant shares with its
+    baseline: such a variant has no result of its own; its table values are its baseline's and
+    it is listed in `shared`, while `long` (from which the noise and the verdicts are computed)
+    holds each measured value once."""
     records_dir = Path(records_dir) if records_dir else Path(evals_dir).parent / "workflow_metrics"
     replicated = set(replicated or [])
-    rows, long_rows, missing, missing_replicates = [], [], [], []
+    rows, long_rows, missing, missing_replicates, shared = [], [], [], [], []
     core_batches = {}
     for variant in variants:
         row = variant_row(variant, Path(saes_dir) / variant["id"])
         gaps = []
         for eval_type in eval_types:
+            if eval_type in (decoder_only or []) and is_derived(variant):
+                shared.append((eval_type, variant["id"], variant["baseline"]))
+                continue
             seeds = extra_seeds if eval_type in replicated else []
             for seed, folder in run_folders(eval_type, main_seed, seeds or []):
                 path = Path(evals_dir) / folder / f"{variant['id']}.json"
@@ -174,10 +187,29 @@ def collect(
     table = pd.DataFrame(rows)
     wide = _wide(long, replicated)
     table = table.merge(wide, how="left", left_on="variant", right_index=True)
+    table = _share_values(table, shared)
     columns = ID_COLUMNS + ["missing"]
     metric_columns = sorted(c for c in table.columns if c not in columns)
     table = table[columns + metric_columns]
-    return Merged(table, long, missing, missing_replicates, core_batches)
+    return Merged(table, long, missing, missing_replicates, core_batches, shared)
+
+
+def is_derived(variant: dict) -> bool:
+    """A variant-table row (plan/variants.Variant as a dict) built from its baseline's decoder."""
+    return variant["family"] not in IMPORTED_FAMILIES
+
+
+def _share_values(table: pd.DataFrame, shared: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """Each shared (eval_type, variant, baseline): the baseline's `<eval_type>.*` columns (means
+    and interval columns) copied into the variant's row."""
+    if not shared:
+        return table
+    table = table.set_index("variant", drop=False)
+    for eval_type, variant, baseline in shared:
+        columns = [c for c in table.columns if c.startswith(f"{eval_type}.")]
+        if baseline in table.index and columns:
+            table.loc[variant, columns] = table.loc[baseline, columns].to_numpy()
+    return table.reset_index(drop=True)
 
 
 def _wide(long: pd.DataFrame, replicated: set[str]) -> pd.DataFrame:

@@ -76,6 +76,7 @@ def summary_notes(results: Results) -> list[str]:
         )
     if "core" not in c.eval_types:
         notes.append("The core eval is disabled: no L0 (sparsity) to compare at.")
+    notes += shared_notes(results)
     if c.missing:
         pairs = ", ".join(f"{e}/{v}" for e, v in c.missing)
         notes.append(
@@ -147,5 +148,21 @@ def family_notes(results: Results) -> list[str]:
         notes.append(
             "**Detectable differences** (80% power at the family's strictest level, from this "
             "run's noise): " + "; ".join(parts) + "."
+        )
+    return notes
+
+
+def shared_notes(results: Results) -> list[str]:
+    """One note per decoder-only eval type whose values derived variants share."""
+    c = results.comparison
+    labels = {h.eval_type: h.label for h in c.headlines}
+    notes = []
+    for eval_type in dict.fromkeys(e for e, _, _ in c.shared):
+        variants = [v for e, v, _ in c.shared if e == eval_type]
+        notes.append(
+            f"*{labels.get(eval_type, eval_type)}* (`{eval_type}`) reads only the decoder: "
+            f"{', '.join(variants)} reuse their baseline's decoder, so each shows its "
+            "baseline's value by construction (not evaluated again, no verdict against the "
+            "baseline or the frontier)."
         )
     return notes

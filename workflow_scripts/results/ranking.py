@@ -77,6 +77,9 @@ class Comparison:
     core_batches: dict = field(default_factory=dict)
     correction: str = "holm"  # statistics.correction
     pooled_noise: bool = True  # statistics.pooled_noise
+    # (eval_type, variant, baseline): a decoder-only eval's value that a derived variant shares
+    # with its baseline by construction (collect.Merged.shared): no verdict against it
+    shared: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def ranked_columns(self) -> list[str]:
@@ -95,6 +98,9 @@ class Comparison:
         if rows.empty or rows.groupby("variant")["seed"].nunique().max() < 2:
             return None
         wide = rows.pivot_table(index="seed", columns="variant", values="value", aggfunc="first")
+        for shared_type, variant, baseline in self.shared:
+            if shared_type == eval_type and baseline in wide:
+                wide[variant] = wide[baseline]  # the same decoder: the same values
         return wide.reindex(columns=list(self.table["variant"]))
 
     def seed_dependent(self, column: str) -> bool:
@@ -256,7 +262,9 @@ def compute(comparison: Comparison) -> Results:
     if c.long is not None:
         models = verdicts.noise_models(c.long, metrics, list(c.table["variant"]), c.pooled_noise)
         if c.baseline_of:
-            versus = verdicts.versus_baseline(c.long, c.baseline_of, metrics, settings, models)
+            versus = verdicts.versus_baseline(
+                c.long, c.baseline_of, metrics, settings, models, {(e, v) for e, v, _ in c.shared}
+            )
             versus = verdicts.core_versus(versus, c.core_batches)
         if c.reference:
             matched, problems = verdicts.matched_l0(c.table, c.long, metrics, c.reference, settings)

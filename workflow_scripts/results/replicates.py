@@ -44,6 +44,8 @@ def t_sf(x: float, df: float) -> float:
 def t_quantile(q: float, df: float) -> float:
     """The `q` quantile of Student t with `df` > 0 degrees of freedom (= scipy.stats.t.ppf)."""
     return float(special.stdtrit(df, q)) if df > 0 else math.nan
+
+
 CONFIDENCE = 0.95
 BETTER, WORSE, WITHIN_NOISE, NO_ESTIMATE = "better", "worse", "within noise", "no noise estimate"
 

@@ -77,9 +77,11 @@ def versus_baseline(
     metrics: list[Metric],
     settings: Settings,
     models: dict[str, significance.NoiseModel],
+    shared: set[tuple[str, str]] = frozenset(),
 ) -> pd.DataFrame:
     """Per variant (other than its baseline) and metric: variant − baseline (raw sign), its 95%
-    interval, p-value, family and method (`verdict` filled in by `finish`)."""
+    interval, p-value, family and method (`verdict` filled in by `finish`). No row for the
+    (eval_type, variant) pairs in `shared`: their value is the baseline's by construction."""
     variants = list(dict.fromkeys([*baseline_of, *baseline_of.values()]))
     tables = by_seed_tables(long, metrics, variants)
     rows = []
@@ -89,7 +91,7 @@ def versus_baseline(
         values = {v: table[v].to_numpy(dtype="float64") for v in variants}
         model = models.get(metric.column) or significance.NoiseModel(False)
         for variant, baseline in baseline_of.items():
-            if variant == baseline:
+            if variant == baseline or (metric.eval_type, variant) in shared:
                 continue
             mine, theirs = values[variant], values[baseline]
             if np.isnan(mine).all() and np.isnan(theirs).all():

@@ -6,9 +6,10 @@ Usage: python -m workflow_scripts.steps.aggregate --plan '<json>'
 The plan (built by `aggregate_plan` in rules/common.smk) holds:
   variants      the variant table's rows; eval_types, replicated: the enabled / replicated types
   saes_dir, evals_dir, records_dir: where the SAE folders, SAE Bench JSONs and records are
-  main_seed, extra_seeds; allow_missing; threshold (SCR/TPP headline); ranking (ranking.metrics
-  or null); reference (the reference-frontier SAE ids); correction, pooled_noise (the
-  `statistics` section); config (the validated configuration)
+  decoder_only: the enabled eval types that read only the decoder (derived variants share
+  their baseline's values); main_seed, extra_seeds; allow_missing; threshold (SCR/TPP headline);
+  ranking (ranking.metrics or null); reference (the reference-frontier SAE ids); correction,
+  pooled_noise (the `statistics` section); config (the validated configuration)
   outputs       csv, json, long, versus, matched, ranks, summary_md, summary_rst, summary_html,
                 config, saebench: the paths to write (any may be left out)
 """
@@ -47,6 +48,7 @@ def comparison(merged: collect.Merged, plan: dict) -> ranking.Comparison:
         core_batches=merged.core_batches,
         correction=plan.get("correction", "holm"),
         pooled_noise=plan.get("pooled_noise", True),
+        shared=merged.shared,
     )
 
 
@@ -97,6 +99,7 @@ def run(plan: dict) -> int:
             main_seed=plan["main_seed"],
             extra_seeds=plan["extra_seeds"],
             replicated=plan["replicated"],
+            decoder_only=plan.get("decoder_only"),
         )
     except collect.MissingPairError as error:
         print(f"aggregate: {error}", file=sys.stderr)

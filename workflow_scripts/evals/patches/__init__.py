@@ -46,9 +46,10 @@ Each patch, what it targets (SAE Bench 0.6.0 unless said) and why:
   from SAE Lens's whole release directory at import time (1.7-1.9 s of every job here), for
   `print_all_sae_releases` alone. Imported once with the directory lookup answering `{}`; the
   module's functions get the real lookup back, so nothing but that table changes.
-- `judge_model`: the `OpenAI` name in autointerp/main.py (imported at :14, called in
-  `get_api_response` ~319-322), which hard-codes `model="gpt-4o-mini"`: the configured judge is
-  used instead.
+- `judge_client`: the `OpenAI` name in autointerp/main.py (imported at :14, called in
+  `get_api_response` ~319-322 as `OpenAI(api_key=...)`, then `model="gpt-4o-mini"`): the
+  configured judge model is used instead, at the configured base URL (an OpenAI-compatible
+  server on the cluster's network, e.g. vLLM) when one is set.
 """
 
 from __future__ import annotations
@@ -305,14 +306,17 @@ def selection_utils_without_release_table() -> None:
 
 
 @contextlib.contextmanager
-def judge_model(module, model: str) -> Iterator[None]:
-    """SAE Bench's autointerp hard-codes model="gpt-4o-mini" in its one API call
-    (AutoInterp.get_api_response, autointerp/main.py:319-322: OpenAI(...).chat.completions.create);
-    we wrap the `OpenAI` name that module calls so the configured judge model is used instead."""
+def judge_client(module, model: str, base_url: str | None = None) -> Iterator[None]:
+    """SAE Bench's autointerp builds its client as `OpenAI(api_key=...)` and hard-codes
+    model="gpt-4o-mini" in its one API call (AutoInterp.get_api_response, autointerp/main.py
+    :319-322); we wrap the `OpenAI` name that module calls so requests go to `base_url` (None:
+    the client's default, OpenAI's API or $OPENAI_BASE_URL) and name `model`."""
     original = module.OpenAI
 
     class JudgeClient:
         def __init__(self, *args, **kwargs):
+            if base_url:
+                kwargs["base_url"] = base_url
             client = original(*args, **kwargs)
 
             def create(**request):
