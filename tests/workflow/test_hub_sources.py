@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from checkpoints import D_IN, D_SAE, write_checkpoint
+from checkpoints import D_IN, D_SAE, MODEL, write_checkpoint
 
 from conftest import REPO, run_snakemake, snakemake_env
 from workflow_scripts.plan.releases import resolve
@@ -29,23 +29,6 @@ def hub_cache(hf_home, folder_in_repo, **checkpoint):
     return state
 
 
-def build(tmp_path, hf_home, variant, model="pythia-70m-deduped"):
-    out = tmp_path / "saes" / variant["id"]
-    cmd = [
-        sys.executable,
-        "-m",
-        "workflow_scripts.steps.import_sae",
-        "--variant",
-        json.dumps(variant),
-        "--model-name",
-        model,
-        "--output",
-        str(out),
-    ]
-    env = snakemake_env({"HF_HOME": str(hf_home), **OFFLINE, "PYTHONPATH": str(REPO)})
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300), out
-
-
 def baseline(filename, layer=4):
     return {
         "id": "baseline",
@@ -54,82 +37,36 @@ def baseline(filename, layer=4):
     }
 
 
-def test_relu_baseline_from_offline_hub_cache(tmp_path):
-    hf_home = tmp_path / "hf"
-    state = hub_cache(hf_home, "sweep_standard/resid_post_layer_4/trainer_8")
-    result, out = build(
-        tmp_path, hf_home, baseline("sweep_standard/resid_post_layer_4/trainer_8/ae.pt")
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    sae = sae_folder.load_sae(out)
-    assert sae.cfg.architecture == "standard" and sae.cfg.hook_layer == 4
-    torch.testing.assert_close(sae.W_dec.data, state["decoder.weight"].T)
-    torch.testing.assert_close(sae.b_enc.data, state["encoder.bias"])
-    config = json.loads((out / "config.json").read_text())
-    assert config["metadata"]["source"]["repo_id"] == REPO_ID
-    assert (config["d_in"], config["d_sae"]) == (D_IN, D_SAE)
-
-
 TOPK_RELEASE = "sae_bench_pythia70m_sweep_topk_ctx128_0730"
 TOPK_PATH = "pythia70m_sweep_topk_ctx128_0730/resid_post_layer_4/trainer_8"
+RELU_PATH = "sweep_standard/resid_post_layer_4/trainer_8"
+SAELENS_RELEASE = {"release": "pythia-70m-deduped-res-sm", "sae_id": "blocks.4.hook_resid_post"}
+BAD_CHECKPOINTS = [
+    ({"layer": 3}, "trained on layer 3"),
+    ({"lm_name": "google/gemma-2-2b"}, "trained on 'google/gemma-2-2b'"),
+    ({"state": {"encoder.weight": torch.zeros(D_SAE, D_IN)}}, "does not load as a StandardTrainer"),
+    (
+        {
+            "state": {
+                "encoder.weight": torch.zeros(D_SAE, D_IN),
+                "encoder.bias": torch.zeros(D_SAE + 1),
+                "decoder.weight": torch.zeros(D_IN, D_SAE),
+                "bias": torch.zeros(D_IN),
+            }
+        },
+        "size mismatch",
+    ),
+]
 
 
-def comparison(hooks=("blocks.4.hook_resid_post",)):
+def comparison(hooks=("blocks.4.hook_resid_post",), sae_id="blocks.4.hook_resid_post__trainer_8"):
     """The variant-table row of a real release's SAE (variant_table.build_variant_table)."""
-    found = resolve(TOPK_RELEASE, r"blocks\.4\.hook_resid_post__trainer_8")
+    found = resolve(TOPK_RELEASE, re.escape(sae_id))
     return {
         "id": "topk_t8",
         "family": "comparison",
         "source": {**found[0].__dict__, "baseline_hooks": list(hooks)},
     }
-
-
-def test_published_sae_loads_through_saelens_from_offline_hub_cache(tmp_path, monkeypatch):
-    """Where SAE Lens's directory expects it: a config-only folder with the release's ids, and
-    the SAE it stands for encodes like SAE Bench's own TopK loader."""
-    from workflow_scripts.saes.dictionary_learning import load_dictionary_learning_sae
-
-    hf_home = tmp_path / "hf"
-    hub_cache(hf_home, TOPK_PATH, trainer_class="TopKTrainer", k=3)
-    result, out = build(tmp_path, hf_home, comparison())
-    assert result.returncode == 0, result.stderr[-3000:]
-    config = json.loads((out / "config.json").read_text())
-    assert config["metadata"]["sae_lens"] == {
-        "release": TOPK_RELEASE,
-        "sae_id": "blocks.4.hook_resid_post__trainer_8",
-    }
-    assert (config["architecture"], config["d_sae"], config["hook_name"]) == (
-        "sae_lens",
-        D_SAE,
-        "blocks.4.hook_resid_post",
-    )
-    assert not (out / "sae.safetensors").exists()  # SAE Bench loads it from the cache itself
-
-    from huggingface_hub import constants  # read its environment when imported: set it here
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
-    sae = loading.load(out)  # a published SAE's folder: SAE Lens loads it
-    snapshot = hf_home / "hub" / "models--canrager--lm_sae" / "snapshots" / COMMIT / TOPK_PATH
-    reference = load_dictionary_learning_sae(snapshot / "ae.pt", "pythia-70m-deduped", 4)
-    x = torch.randn(16, D_IN, generator=torch.Generator().manual_seed(0))
-    codes = sae.encode(x)
-    assert ((codes != 0).sum(-1) == 3).all()
-    torch.testing.assert_close(codes, reference.encode(x))
-
-
-def test_published_sae_on_another_hook_point_is_refused_naming_the_release(tmp_path):
-    hf_home = tmp_path / "hf"
-    hub_cache(hf_home, TOPK_PATH, trainer_class="TopKTrainer", k=3)
-    result, out = build(tmp_path, hf_home, comparison(hooks=["blocks.2.hook_resid_post"]))
-    assert result.returncode != 0 and not out.exists()
-    assert TOPK_RELEASE in result.stderr and "no baseline's hook point" in result.stderr
-
-
-def test_published_sae_missing_from_offline_cache_names_it_and_the_prefetch_step(tmp_path):
-    result, out = build(tmp_path, tmp_path / "empty_hf", comparison())
-    assert result.returncode != 0 and not out.exists()
-    assert TOPK_RELEASE in result.stderr and "snakemake --until prefetch" in result.stderr
 
 
 def saelens_sae(seed=0):
@@ -156,114 +93,202 @@ def saelens_sae(seed=0):
     return sae
 
 
-@pytest.mark.parametrize("where", ["release", "local folder"])
-def test_saelens_baseline_gives_its_folded_dictionary_to_derived_variants(tmp_path, where):
-    """A baseline given as an SAE Lens release (+ sae_id) or a local SAE Lens folder: loaded by
-    SAE Lens, decoder norms folded as SAE Bench does, and IHTP built on that dictionary."""
-    hf_home = tmp_path / "hf"
-    sae = saelens_sae()
-    if where == "release":
-        repo = hf_home / "hub" / "models--ctigges--pythia-70m-deduped__res-sm_processed"
-        (repo / "refs").mkdir(parents=True)
-        (repo / "refs" / "main").write_text(COMMIT)
-        sae.save_model(repo / "snapshots" / COMMIT / "4-res-sm")
-        source = {"release": "pythia-70m-deduped-res-sm", "sae_id": "blocks.4.hook_resid_post"}
-    else:
-        sae.save_model(tmp_path / "my_sae")
-        source = {"local_dir": str(tmp_path / "my_sae")}
-    result, base = build(
-        tmp_path,
-        hf_home,
-        {"id": "baseline", "family": "baseline", "source": {**source, "hook_layer": 4}},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((base / "config.json").read_text())["architecture"] == "sae_lens"
+IHTP_K3 = {
+    "id": "ihtp_k3",
+    "family": "ihtp",
+    "param_name": "k",
+    "param": 3,
+    "source": {
+        "class": "workflow_scripts.saes.encoders:IHTPSAE",
+        "config_key": "sae_variants.ihtp",
+    },
+}
 
-    variant = {
-        "id": "ihtp_k3",
-        "family": "ihtp",
-        "param_name": "k",
-        "param": 3,
-        "source": {
-            "class": "workflow_scripts.saes.encoders:IHTPSAE",
-            "config_key": "sae_variants.ihtp",
-        },
+# Every import (and derivation) of these tests runs through the steps' own `main` in ONE
+# process with the offline variables and HF_HOME set before anything is imported, as a job's
+# process has them: one interpreter start instead of one per case (each costs ~10 s here).
+DRIVER = """
+import contextlib, importlib, io, json, sys, time, traceback
+results = {}
+for name, module, argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    start = time.monotonic()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = importlib.import_module(module).main(argv)
+        except SystemExit as exit:
+            rc = exit.code
+        except Exception:
+            traceback.print_exc()
+            rc = "exception"
+    results[name] = {"rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue(),
+                     "seconds": time.monotonic() - start}
+print("RESULTS " + json.dumps(results))
+"""
+IMPORT, DERIVE = "workflow_scripts.steps.import_sae", "workflow_scripts.steps.derive_sae"
+
+
+@pytest.fixture(scope="module")
+def steps(tmp_path_factory):
+    """One HuggingFace cache in the hub's layout holding every checkpoint below, and the result
+    of each case: {name: {rc, stdout, stderr, seconds, out}} plus the written states."""
+    root = tmp_path_factory.mktemp("hub_sources")
+    hf_home = root / "hf"
+    states = {
+        "relu": hub_cache(hf_home, RELU_PATH),
+        "topk": hub_cache(hf_home, TOPK_PATH, trainer_class="TopKTrainer", k=3),
     }
-    out = tmp_path / "saes" / "ihtp_k3"
-    cmd = [
-        sys.executable,
-        "-m",
-        "workflow_scripts.steps.derive_sae",
-        "--variant",
-        json.dumps(variant),
-        "--output",
-        str(out),
-        "--base",
-        str(base),
+    hub_cache(hf_home, "present/trainer_0")
+    for i, (checkpoint, _) in enumerate(BAD_CHECKPOINTS):
+        hub_cache(hf_home, f"bad{i}/trainer_0", **checkpoint)
+    repo = hf_home / "hub" / "models--ctigges--pythia-70m-deduped__res-sm_processed"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+    saelens_sae().save_model(repo / "snapshots" / COMMIT / "4-res-sm")
+    saelens_sae().save_model(root / "my_sae")
+
+    def imported(name, variant):
+        out = root / "saes" / name
+        argv = ["--variant", json.dumps(variant), "--model-name", MODEL, "--output", str(out)]
+        return name, IMPORT, argv
+
+    def derived(name, base):
+        out = root / "saes" / name
+        argv = ["--variant", json.dumps(IHTP_K3), "--base", str(root / "saes" / base)]
+        return name, DERIVE, [*argv, "--output", str(out)]
+
+    saelens_baseline = {"id": "baseline", "family": "baseline"}
+    other_id = "blocks.4.hook_resid_post__trainer_13"  # of the same release, not cached
+    cases = [
+        imported("relu", baseline(f"{RELU_PATH}/ae.pt")),
+        imported("published", comparison()),
+        imported("published_other_hook", comparison(hooks=["blocks.2.hook_resid_post"])),
+        imported("published_not_cached", comparison(sae_id=other_id)),
+        imported(
+            "saelens_release",
+            {**saelens_baseline, "source": {**SAELENS_RELEASE, "hook_layer": 4}},
+        ),
+        derived("saelens_release_ihtp", "saelens_release"),
+        imported(
+            "saelens_local",
+            {**saelens_baseline, "source": {"local_dir": str(root / "my_sae"), "hook_layer": 4}},
+        ),
+        derived("saelens_local_ihtp", "saelens_local"),
+        imported(
+            "saelens_other_layer",
+            {**saelens_baseline, "source": {"local_dir": str(root / "my_sae"), "hook_layer": 2}},
+        ),
+        imported("absent", baseline("absent/trainer_0/ae.pt")),
+        *(imported(f"bad{i}", baseline(f"bad{i}/trainer_0/ae.pt")) for i in range(4)),
     ]
     env = snakemake_env({"HF_HOME": str(hf_home), **OFFLINE, "PYTHONPATH": str(REPO)})
-    derived = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert derived.returncode == 0, derived.stderr[-3000:]
-    ihtp = sae_folder.load_sae(out)
+    result = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(cases)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(result.stdout.split("RESULTS ", 1)[1])
+    for name, _, _ in cases:
+        results[name]["out"] = root / "saes" / name
+    return {"results": results, "states": states, "hf_home": hf_home, "root": root}
+
+
+def test_relu_baseline_from_offline_hub_cache(steps):
+    result = steps["results"]["relu"]
+    assert result["rc"] == 0, result["stderr"][-3000:]
+    state = steps["states"]["relu"]
+    sae = sae_folder.load_sae(result["out"])
+    assert sae.cfg.architecture == "standard" and sae.cfg.hook_layer == 4
+    torch.testing.assert_close(sae.W_dec.data, state["decoder.weight"].T)
+    torch.testing.assert_close(sae.b_enc.data, state["encoder.bias"])
+    config = json.loads((result["out"] / "config.json").read_text())
+    assert config["metadata"]["source"]["repo_id"] == REPO_ID
+    assert (config["d_in"], config["d_sae"]) == (D_IN, D_SAE)
+
+
+def test_published_sae_loads_through_saelens_from_offline_hub_cache(steps, monkeypatch):
+    """Where SAE Lens's directory expects it: a config-only folder with the release's ids, and
+    the SAE it stands for encodes like SAE Bench's own TopK loader."""
+    from workflow_scripts.saes.dictionary_learning import load_dictionary_learning_sae
+
+    result, hf_home = steps["results"]["published"], steps["hf_home"]
+    out = result["out"]
+    assert result["rc"] == 0, result["stderr"][-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["metadata"]["sae_lens"] == {
+        "release": TOPK_RELEASE,
+        "sae_id": "blocks.4.hook_resid_post__trainer_8",
+    }
+    assert (config["architecture"], config["d_sae"], config["hook_name"]) == (
+        "sae_lens",
+        D_SAE,
+        "blocks.4.hook_resid_post",
+    )
+    assert not (out / "sae.safetensors").exists()  # SAE Bench loads it from the cache itself
+
+    from huggingface_hub import constants  # read its environment when imported: set it here
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+    sae = loading.load(out)  # a published SAE's folder: SAE Lens loads it
+    snapshot = hf_home / "hub" / "models--canrager--lm_sae" / "snapshots" / COMMIT / TOPK_PATH
+    reference = load_dictionary_learning_sae(snapshot / "ae.pt", "pythia-70m-deduped", 4)
+    x = torch.randn(16, D_IN, generator=torch.Generator().manual_seed(0))
+    codes = sae.encode(x)
+    assert ((codes != 0).sum(-1) == 3).all()
+    torch.testing.assert_close(codes, reference.encode(x))
+
+
+def test_published_sae_on_another_hook_point_is_refused_naming_the_release(steps):
+    result = steps["results"]["published_other_hook"]
+    assert result["rc"] != 0 and not result["out"].exists()
+    assert TOPK_RELEASE in result["stderr"] and "no baseline's hook point" in result["stderr"]
+
+
+def test_published_sae_missing_from_offline_cache_names_it_and_the_prefetch_step(steps):
+    result = steps["results"]["published_not_cached"]
+    assert result["rc"] != 0 and not result["out"].exists()
+    assert TOPK_RELEASE in result["stderr"] and "snakemake --until prefetch" in result["stderr"]
+
+
+@pytest.mark.parametrize("where", ["release", "local"])
+def test_saelens_baseline_gives_its_folded_dictionary_to_derived_variants(steps, where):
+    """A baseline given as an SAE Lens release (+ sae_id) or a local SAE Lens folder: loaded by
+    SAE Lens, decoder norms folded as SAE Bench does, and IHTP built on that dictionary."""
+    base, derived = (steps["results"][f"saelens_{where}{s}"] for s in ("", "_ihtp"))
+    assert base["rc"] == 0, base["stderr"][-3000:]
+    assert json.loads((base["out"] / "config.json").read_text())["architecture"] == "sae_lens"
+    assert derived["rc"] == 0, derived["stderr"][-3000:]
+    ihtp = sae_folder.load_sae(derived["out"])
+    sae = saelens_sae()
     sae.fold_W_dec_norm()
     torch.testing.assert_close(ihtp.W_dec.data, sae.W_dec.data)
     torch.testing.assert_close(ihtp.W_dec.norm(dim=1), torch.ones(D_SAE))
     assert ihtp.cfg.hook_name == "blocks.4.hook_resid_post" and int(ihtp.k) == 3
 
 
-def test_saelens_baseline_on_another_layer_is_refused(tmp_path):
-    saelens_sae().save_model(tmp_path / "my_sae")
-    variant = {
-        "id": "baseline",
-        "family": "baseline",
-        "source": {"local_dir": str(tmp_path / "my_sae"), "hook_layer": 2},
-    }
-    result, out = build(tmp_path, tmp_path / "hf", variant)
-    assert result.returncode != 0 and not out.exists()
-    assert "hook_layer 2" in result.stderr and "blocks.4.hook_resid_post" in result.stderr
+def test_saelens_baseline_on_another_layer_is_refused(steps):
+    result = steps["results"]["saelens_other_layer"]
+    assert result["rc"] != 0 and not result["out"].exists()
+    assert "hook_layer 2" in result["stderr"] and "blocks.4.hook_resid_post" in result["stderr"]
 
 
-@pytest.mark.parametrize(
-    "checkpoint, layer, message",
-    [
-        ({"layer": 3}, 4, "trained on layer 3"),
-        ({"lm_name": "google/gemma-2-2b"}, 4, "trained on 'google/gemma-2-2b'"),
-        (
-            {"state": {"encoder.weight": torch.zeros(D_SAE, D_IN)}},
-            4,
-            "does not load as a StandardTrainer checkpoint",
-        ),
-        (
-            {
-                "state": {
-                    "encoder.weight": torch.zeros(D_SAE, D_IN),
-                    "encoder.bias": torch.zeros(D_SAE + 1),
-                    "decoder.weight": torch.zeros(D_IN, D_SAE),
-                    "bias": torch.zeros(D_IN),
-                }
-            },
-            4,
-            "size mismatch",
-        ),
-    ],
-)
-def test_bad_checkpoint_stops_the_setup_job_naming_file(tmp_path, checkpoint, layer, message):
-    hf_home = tmp_path / "hf"
-    hub_cache(hf_home, "bad/trainer_0", **checkpoint)
-    result, out = build(tmp_path, hf_home, baseline("bad/trainer_0/ae.pt", layer))
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert re.search(r"snapshots/\w+/bad/trainer_0/(ae\.pt|config\.json)", result.stderr)
-    assert not out.exists()
+@pytest.mark.parametrize("case", range(len(BAD_CHECKPOINTS)))
+def test_bad_checkpoint_stops_the_setup_job_naming_file(steps, case):
+    result = steps["results"][f"bad{case}"]
+    assert result["rc"] != 0
+    assert BAD_CHECKPOINTS[case][1] in result["stderr"]
+    assert re.search(rf"snapshots/\w+/bad{case}/trainer_0/(ae\.pt|config\.json)", result["stderr"])
+    assert not result["out"].exists()
 
 
-def test_file_missing_from_offline_cache_fails_at_once(tmp_path):
-    hf_home = tmp_path / "hf"
-    hub_cache(hf_home, "present/trainer_0")
-    start = time.monotonic()
-    result, _ = build(tmp_path, hf_home, baseline("absent/trainer_0/ae.pt"))
-    assert result.returncode != 0 and time.monotonic() - start < 60
-    assert "absent/trainer_0/ae.pt" in result.stderr
+def test_file_missing_from_offline_cache_fails_at_once(steps):
+    result = steps["results"]["absent"]
+    assert result["rc"] != 0 and result["seconds"] < 60
+    assert "absent/trainer_0/ae.pt" in result["stderr"]
 
 
 def test_default_comparison_pattern_resolves_offline():
