@@ -38,7 +38,12 @@ from workflow_scripts.plan.variants import (
 # `--allowed-rules <its rule>`.
 FROZEN_CONFIG_VARIABLE = "SAE_WORKFLOW_FROZEN_CONFIG"
 _frozen = os.environ.get(FROZEN_CONFIG_VARIABLE)
-if not workflow.is_main_process and _frozen and Path(_frozen).is_file():
+if not workflow.is_main_process and _frozen:
+    if not Path(_frozen).is_file():  # never fall back to the (maybe edited) files silently
+        raise WorkflowError(
+            f"the run's frozen configuration {_frozen} is gone (was .snakemake/ removed while "
+            "the run was in flight?): start the run again"
+        )
     config.clear()
     config.update(json.loads(Path(_frozen).read_text()))
 
@@ -65,7 +70,7 @@ if workflow.is_main_process:
         _partial = _frozen.with_suffix(f".partial-{os.getpid()}")
         _partial.write_text(_text)
         os.replace(_partial, _frozen)  # whole or absent, also with two runs starting at once
-    os.environ[FROZEN_CONFIG_VARIABLE] = str(_frozen.resolve())
+    os.environ[FROZEN_CONFIG_VARIABLE] = os.path.abspath(_frozen)  # the path jobs see too
 
 OUT = config["output_dir"]
 PREFETCH_PLAN = prefetch_plans.prefetch_plan(config, list(VARIANTS.values()), OUT)
@@ -141,7 +146,18 @@ def check_executor_settings():
     check_slurm_account()
 
 
-ACCOUNT_REJECTED = re.compile(r"invalid account|account.*(required|not specified)", re.I)
+# Slurm's message (job_submit and slurmctld's association check): "Invalid account or
+# account/partition combination specified"
+ACCOUNT_REJECTED = re.compile(r"invalid account", re.I)
+
+
+def _resource_value(args, name):
+    """The value of `name=<value>` among Snakemake's resource arguments, unquoted, or ''."""
+    for arg in args:
+        key, _, value = str(arg).partition("=")
+        if key.strip() == name:
+            return value.strip().strip("'\"").strip()
+    return ""
 
 
 def check_slurm_account():
@@ -151,19 +167,15 @@ def check_slurm_account():
     burns its retries. One `sbatch --test-only` (validates, submits nothing) finds out first."""
     resources = workflow.resource_settings
     defaults = getattr(resources.default_resources, "args", None) or []
-    if any(re.fullmatch(r"slurm_account=\S+", str(a)) for a in defaults) or any(
+    if _resource_value(defaults, "slurm_account") or any(
         "slurm_account" in r for r in resources.overwrite_resources.values()
     ):
-        return
+        return  # an account (or several: "proj1, proj2", which the plugin accepts) is given
     if not shutil.which("sbatch"):
         return
-    partition = [
-        str(a).split("=", 1)[1].strip("'\"")
-        for a in defaults
-        if str(a).startswith("slurm_partition=")
-    ]
+    partition = _resource_value(defaults, "slurm_partition")
     command = ["sbatch", "--test-only", "--wrap=true", "--job-name=account-check"]
-    command += [f"--partition={partition[0]}"] if partition and partition[0] else []
+    command += [f"--partition={partition}"] if partition else []
     try:
         probe = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):

@@ -128,6 +128,15 @@ def runs(cluster, config_file, overlay, tmp_path_factory, shared_demo_run):
     session's shared demo run (tests/conftest.py), whose config is this one's with more eval
     types and variants, every setting of these pairs the same."""
     assert set(VARIANTS) <= set(SHARED_VARIANTS) and set(EVAL_TYPES) <= set(SHARED_EVAL_TYPES)
+    from workflow_scripts.evals.registry import job_settings
+    from workflow_scripts.plan.config import validate_config
+
+    mine, reference = (
+        validate_config(yaml.safe_load(Path(c).read_text()))
+        for c in (config_file, shared_demo_run["config"])
+    )
+    for eval_type in EVAL_TYPES:  # every setting an evaluation job of these pairs depends on
+        assert job_settings(mine, eval_type) == job_settings(reference, eval_type), eval_type
     slurm_dir = tmp_path_factory.mktemp(f"slurm{cluster.release}")
     # the session's demo build (made by the build rule, tests/conftest.py): as a SLURM job it
     # would only add two minutes of CI time; derive_sae shows a job without a GPU

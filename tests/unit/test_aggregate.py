@@ -713,3 +713,26 @@ def test_decoder_only_values_are_shared_not_measured_again_nor_compared(tmp_path
     assert set(probe_rows["variant"]) == {"mpsae_s20", "other"}
     text = render.markdown(results)
     assert "mpsae_s20 reuse their baseline's decoder" in text and "by construction" in text
+
+
+def test_a_shared_value_is_missing_where_its_baselines_is(tmp_path):
+    variants = [
+        {"id": "baseline", "family": "baseline", "baseline": "baseline"},
+        {"id": "mpsae_s20", "family": "mpsae", "baseline": "baseline"},
+    ]
+    for v in ("baseline", "mpsae_s20"):
+        write_sae(tmp_path, v, "standard")
+        write_pair(tmp_path, "sparse_probing", v, {"sae": {"sae_top_1_test_accuracy": 0.9}})
+    # the baseline's meta-structure job failed (no JSON); allow_missing aggregates without it
+    merged = collect.collect(
+        variants,
+        tmp_path / "saes",
+        tmp_path / "evals",
+        ["sparse_probing", "meta_structure"],
+        allow_missing=True,
+        decoder_only=["meta_structure"],
+    )
+    table = merged.table.set_index("variant")
+    assert table.loc["baseline", "missing"] == "meta_structure"
+    assert table.loc["mpsae_s20", "missing"] == "meta_structure"
+    assert merged.missing == [("meta_structure", "baseline")]

@@ -64,8 +64,11 @@ def test_retries_scale_memory_and_runtime_up_to_the_caps():
 
 def test_a_first_attempt_above_its_cap_is_refused_naming_the_key():
     config = validate_config({"resources": {"scr": {"runtime": 2000}, "max_runtime": 1440}})
-    with pytest.raises(ConfigError, match=r"config key 'resources.max_runtime'.*scr's runtime"):
+    with pytest.raises(
+        ConfigError, match=r"config key 'resources.max_runtime'.*scr's runtime"
+    ) as e:
         registry.check_requirements(config)
+    assert "or lower resources.scr" in str(e.value)
 
 
 def test_ravel_is_refused_up_front_until_it_is_wrapped():

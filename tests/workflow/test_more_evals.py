@@ -231,7 +231,7 @@ def test_autointerp_with_a_judge_at_a_url(in_demo, monkeypatch, capfd):
     assert secret not in output.read_text() + record.read_text()
 
 
-def test_autointerp_judge_url_is_checked_up_front():
+def test_autointerp_judge_url_is_checked_up_front(monkeypatch):
     from workflow_scripts.evals import autointerp
 
     def problems(**section):
@@ -243,6 +243,13 @@ def test_autointerp_judge_url_is_checked_up_front():
     assert "'autointerp.judge_base_url'" in problems(judge_base_url="node7:8000")[0]
     leaked = problems(judge_base_url="http://user:sk-secret@node7:8000/v1")[0]
     assert "password" in leaked and "sk-secret" not in leaked
+    assert "query" in problems(judge_base_url="http://node7:8000/v1?api_key=sk-secret")[0]
+    for bad in ("http://[node7", "http://node7:port/v1"):
+        assert "is not an http(s) URL" in problems(judge_base_url=bad)[0]
+    # a judge on the cluster never gets the user's OpenAI key unless the config names it
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real-openai-key")
+    assert autointerp.api_key({"judge_base_url": "http://node7:8000/v1"}) is None
+    assert autointerp.api_key({}) == "sk-real-openai-key"  # OpenAI's API: the default variable
 
 
 def test_demo_tokenizer_suits_absorption(demo_run):

@@ -18,9 +18,19 @@ WORKFLOW_KEYS = ("api_key_env", "api_key_file", "judge_model", "judge_base_url")
 NO_KEY = "EMPTY"
 
 
+def key_variable(section: dict) -> str | None:
+    """The environment variable that holds the judge's key: `autointerp.api_key_env`, else
+    OPENAI_API_KEY for OpenAI's API and none for a judge at `judge_base_url` (a user's OpenAI key
+    must not travel, maybe over plain http, to a server on the cluster)."""
+    if section.get("api_key_env"):
+        return section["api_key_env"]
+    return None if section.get("judge_base_url") else "OPENAI_API_KEY"
+
+
 def api_key(section: dict) -> str | None:
     """The judge's API key from the environment variable or file the config names; never logged."""
-    key = os.environ.get(section.get("api_key_env", "OPENAI_API_KEY"), "").strip()
+    variable = key_variable(section)
+    key = os.environ.get(variable, "").strip() if variable else ""
     key_file = section.get("api_key_file")
     if not key and key_file and Path(key_file).is_file():
         key = Path(key_file).read_text().strip()
@@ -31,11 +41,21 @@ def base_url_problem(url: str | None) -> str | None:
     """Why `autointerp.judge_base_url` cannot be used, or None (unset or an http(s) URL)."""
     if not url:
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        parts = None
+    if not parts or parts.scheme not in ("http", "https") or not parts.hostname:
         return (
             f"config key 'autointerp.judge_base_url': {url!r} is not an http(s) URL such as "
             "http://judge-node:8000/v1"
+        )
+    if parts.query or parts.fragment:
+        return (
+            "config key 'autointerp.judge_base_url' has a query or fragment: give the base URL "
+            "only (a key belongs in 'autointerp.api_key_env' or 'autointerp.api_key_file', "
+            "never in the config, which reaches logs)"
         )
     if parts.username or parts.password:
         return (
@@ -53,7 +73,7 @@ def problems(config: dict, widths: dict) -> list[str]:
         return [url_problem]
     if api_key(section) or section.get("judge_base_url"):
         return []
-    env = section.get("api_key_env", "OPENAI_API_KEY")
+    env = key_variable(section) or "OPENAI_API_KEY"
     return [
         f"eval type 'autointerp' needs the judge's API key: set ${env} or point config key "
         "'autointerp.api_key_file' at a file holding it (or set 'autointerp.judge_base_url' "

@@ -321,6 +321,6 @@ def resource_problems(config: dict) -> list[str]:
                 problems.append(
                     f"config key 'resources.{cap}': {config['resources'][cap]} is below "
                     f"{eval_type}'s {name} ({first[name]}); raise it (sinfo -o '%P %l %m' shows "
-                    "each partition's MaxTime and node memory) or lower resources.{eval_type}"
+                    f"each partition's MaxTime and node memory) or lower resources.{eval_type}"
                 )
     return problems

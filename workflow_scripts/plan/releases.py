@@ -36,7 +36,7 @@ class PublishedSAE:
     def transcoder(self) -> bool:
         """Whether the directory marks it as a transcoder (see TRANSCODER)."""
         names = (self.release, self.sae_id, self.path, self.conversion_func or "")
-        return any(TRANSCODER.search(name) for name in names)
+        return any(TRANSCODER.search(str(name)) for name in names)  # a path may be an int
 
 
 @functools.cache

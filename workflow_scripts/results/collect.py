@@ -183,6 +183,9 @@ def collect(
                 ]
         row["missing"] = ";".join(gaps)
         rows.append(row)
+    for row in rows:  # a shared value is missing where its baseline's is
+        lost = [e for e, v, b in shared if v == row["variant"] and (e, b) in missing]
+        row["missing"] = ";".join(filter(None, [row["missing"], *lost]))
     long = pd.DataFrame(long_rows, columns=replicates.LONG_COLUMNS)
     table = pd.DataFrame(rows)
     wide = _wide(long, replicated)
