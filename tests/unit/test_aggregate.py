@@ -694,6 +694,9 @@ def test_decoder_only_values_are_shared_not_measured_again_nor_compared(tmp_path
     for column in (META, f"{META}_ci_low", f"{META}_n"):
         assert table.loc["mpsae_s20", column] == table.loc["baseline", column]
     assert table.loc["baseline", META] == pytest.approx(0.31)
+    # seed counts stay integers although derived variants have no meta-structure rows
+    probe_n = "sparse_probing.sae.sae_top_1_test_accuracy_n"
+    assert str(table[probe_n].dtype) == "Int64" and table.loc["mpsae_s20", probe_n] == 3
     long = merged.long
     assert long[(long["eval_type"] == "meta_structure") & (long["variant"] == "mpsae_s20")].empty
     compared = ranking.Comparison(

@@ -226,6 +226,8 @@ def _wide(long: pd.DataFrame, replicated: set[str]) -> pd.DataFrame:
     if not extra.empty:
         for field in ("std", "n", "ci_low", "ci_high"):
             part = extra.pivot(index="variant", columns="column", values=field)
+            if field == "n":  # a count, also where a pair has no value (NaN would make it float)
+                part = part.astype("Int64")
             wide = wide.join(part.add_suffix(f"_{field}"))
     wide.columns.name = None
     return wide
