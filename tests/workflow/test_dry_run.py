@@ -331,6 +331,12 @@ def slurm_shims(tmp_path):
     return bin_dir, calls
 
 
+def shim_env(bin_dir):
+    """The scheduler environment's variables with `bin_dir`'s SLURM stand-ins first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return {**env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
 def slurm_run(tmp_path, bin_dir, *args):
     """A real (not dry) run of the demo through profiles/slurm in the scheduler's environment,
     with the SLURM commands of `bin_dir`."""
@@ -345,10 +351,7 @@ def slurm_run(tmp_path, bin_dir, *args):
         capture_output=True,
         text=True,
         timeout=300,
-        env={
-            **{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        },
+        env=shim_env(bin_dir),
     )
 
 
@@ -465,10 +468,7 @@ def test_a_failed_submission_is_retried_with_more_resources_but_never_above_the_
         capture_output=True,
         text=True,
         timeout=300,
-        env={
-            **{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        },
+        env=shim_env(bin_dir),
     )
     assert result.returncode != 0
     submitted = [c for c in calls.read_text().splitlines() if c.startswith("sbatch")]
