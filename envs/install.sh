@@ -13,12 +13,24 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${1:-.venv}"
 scheduler="${2:-.venv-scheduler}"
+# uv installs the locked wheels about 2x faster than pip (measured on a 2-core machine with empty
+# caches: 115 -> 50 s and 40 -> 18 s). pip still installs torch, because only pip finds a local
+# CPU wheel of torch or a site's pip configuration (index mirror); and when uv cannot reach the
+# index (uv reads no pip.conf), pip installs the lock instead.
+UV_VERSION=0.13.9
+install_lock() { # python lockfile
+  if [ -x "$venv/bin/uv" ] &&
+    "$venv/bin/uv" pip install --quiet --python "$1" --no-deps --compile-bytecode -r "$2"; then
+    return
+  fi
+  echo "uv could not install $2: installing it with pip"
+  "$1" -m pip install --quiet --no-deps -r "$2"
+}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet torch==2.13.0
-"$venv/bin/python" -m pip install --quiet --no-deps -r "$here/requirements.lock"
+"$venv/bin/python" -m pip install --quiet torch==2.13.0 "uv==$UV_VERSION" ||
+  "$venv/bin/python" -m pip install --quiet torch==2.13.0
+install_lock "$venv/bin/python" "$here/requirements.lock"
 "$venv/bin/python" -c "import sae_bench, transformer_lens, snakemake; print('environment ready')"
 [ -x "$scheduler/bin/python" ] || python3 -m venv "$scheduler"
-"$scheduler/bin/python" -m pip install --quiet --upgrade pip
-"$scheduler/bin/python" -m pip install --quiet --no-deps -r "$here/scheduler.lock"
+install_lock "$scheduler/bin/python" "$here/scheduler.lock"
 "$scheduler/bin/python" -c "import snakemake, snakemake_executor_plugin_slurm; print('scheduler environment ready')"

@@ -7,7 +7,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 lint=.venv-lint
 if [ ! -x "$lint/bin/ruff" ] || [ ! -x "$lint/bin/snakefmt" ]; then
-  python3 -m venv "$lint" && "$lint/bin/python" -m pip install --quiet --no-deps -r envs/lint.lock || exit 1
+  python3 -m venv "$lint" || exit 1
+  # uv from envs/install.sh when it is there (seconds), pip otherwise
+  if ! { [ -x .venv/bin/uv ] &&
+    .venv/bin/uv pip install --quiet --python "$lint/bin/python" --no-deps -r envs/lint.lock; }; then
+    "$lint/bin/python" -m pip install --quiet --no-deps -r envs/lint.lock || exit 1
+  fi
 fi
 failed=0
 step() {
