@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,13 +61,75 @@ def write_config(path: Path, base: str | Path | None = None, **overrides) -> Pat
 
 SLOW_FOLDERS = ("workflow", "slurm")  # tests/<folder>/: they run Snakemake or a SLURM cluster
 
+# The slow tests' groups for `pytest -m slow -n auto --dist loadgroup` (README's test command):
+# every test of a group runs on one worker, so module fixtures (a Snakemake run, a SLURM
+# cluster) are made once, and workers take the groups in this order. Why this order, on two
+# workers: run one at a time, the slow tests kept the machine's two cores only 55% busy
+# (single-threaded dry runs and Snakemake start-ups, SLURM polling), so the first worker builds
+# the demo and makes the shared demo run (the longest chain) while the second runs what needs
+# neither, then the SLURM tests, which compare with the shared run at their end, when it is done.
+SLOW_GROUPS = {  # module -> group
+    "test_demo_workflow": "shared_demo",  # the three modules of the shared demo run
+    "test_more_evals": "shared_demo",
+    "test_report": "shared_demo",
+    "test_dry_run": "dry_run",  # no demo build needed: runs while it is made
+    "test_eval_requirements": "eval_requirements",
+    "test_hub_sources": "hub_sources",
+    "test_published_workflow": "published",
+    "test_slurm": "slurm",  # one SLURM cluster at a time
+    "test_slurm_harness": "slurm",
+    "test_replicates_workflow": "replicates",
+    "test_demo_assets": "demo_assets",
+}
+GROUP_ORDER = list(dict.fromkeys(SLOW_GROUPS.values()))
+
+
+def slow_group(nodeid: str) -> str | None:
+    return SLOW_GROUPS.get(Path(nodeid.split("::", 1)[0]).stem)
+
 
 def pytest_collection_modifyitems(config, items):
     """Mark every test under tests/workflow/ and tests/slurm/ `slow`, so `-m "not slow"` runs the
-    unit tests alone (seconds to a few minutes) and `-m slow` the rest."""
+    unit tests alone (seconds to a few minutes) and `-m slow` the rest; order the slow tests by
+    group (stable: file order within a group), the order in which workers take them."""
     for item in items:
         if Path(item.path).parent.name in SLOW_FOLDERS:
             item.add_marker(pytest.mark.slow)
+            assert slow_group(item.nodeid), f"{item.nodeid}: add its module to SLOW_GROUPS"
+    rank = {group: i for i, group in enumerate(GROUP_ORDER)}
+    items.sort(key=lambda item: rank.get(slow_group(item.nodeid), -1))
+
+
+def pytest_configure(config):
+    # keep GROUP_ORDER: pytest-xdist's loadgroup otherwise starts the groups with the most tests
+    if getattr(config.option, "dist", "no") == "loadgroup":
+        config.option.loadscopereorder = False
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` with the groups of SLOW_GROUPS, read from each test's module.
+
+    Not pytest-xdist's own `xdist_group` marks: xdist 3.8.0 groups by appending the mark's name to
+    the node id (xdist/remote.py:254, `item._nodeid = ...`), which pytest 9.2 ignores (node ids
+    are structured, `Node._id`), so the marks are silently dropped and a module's tests spread
+    over the workers, each making the module's Snakemake run again (pytest-xdist issue #1386).
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SlowGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return slow_group(nodeid) or nodeid  # any other test is a unit of its own
+
+    return SlowGroupScheduling(config, log)
+
+
+def shared_folder(tmp_path_factory) -> Path:
+    """This session's temporary folder, the same for every pytest-xdist worker (each worker's
+    own folder is a subfolder of it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture
@@ -93,26 +156,32 @@ def _demo_cache() -> Path:
     seed = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["demo"]["seed"]
     key = hashlib.sha256(code + str(seed).encode()).hexdigest()[:12]
     cache = Path(tempfile.gettempdir()) / f"sae-workflow-demo-assets-{key}"
-    if not (cache / "manifest.json").is_file():
-        build = cache.with_name(cache.name + f".build-{os.getpid()}")
-        build.mkdir(parents=True)
-        result = run_snakemake(
-            [
-                "--cores",
-                "2",
-                "--configfile",
-                str(REPO / "config" / "demo.yaml"),
-                "--until",
-                "build_demo_assets",
-            ],
-            build,
-            timeout=1200,
-        )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        shutil.rmtree(cache, ignore_errors=True)
-        os.replace(build / "resources" / "demo", cache)
-        shutil.rmtree(build, ignore_errors=True)
+    with FileLock(f"{cache}.lock"):  # pytest-xdist workers: one builds, the others wait
+        if not (cache / "manifest.json").is_file():
+            _build_demo_cache(cache)
     return cache
+
+
+def _build_demo_cache(cache: Path) -> None:
+    """Build the demo by its rule in a private folder, then move it into place."""
+    build = cache.with_name(cache.name + f".build-{os.getpid()}")
+    build.mkdir(parents=True)
+    result = run_snakemake(
+        [
+            "--cores",
+            "2",
+            "--configfile",
+            str(REPO / "config" / "demo.yaml"),
+            "--until",
+            "build_demo_assets",
+        ],
+        build,
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shutil.rmtree(cache, ignore_errors=True)
+    os.replace(build / "resources" / "demo", cache)
+    shutil.rmtree(build, ignore_errors=True)
 
 
 def seed_demo_assets(workdir: Path) -> None:
@@ -187,26 +256,41 @@ def shared_demo_config(path: Path, **overrides) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_demo_run(tmp_path_factory) -> dict:
-    workdir = tmp_path_factory.mktemp("shared_demo")
-    network_log = workdir / "network.log"
+    """The run, made once per session: under pytest-xdist the first worker that needs it runs
+    it in the session's shared folder (the others wait on the lock, then read its record)."""
+    import json
+
+    root = shared_folder(tmp_path_factory)
+    workdir = root / "shared_demo"
+    record = root / "shared_demo.json"  # written once the run ended, whatever its outcome
     env = {
         "PYTHONPATH": str(REPO / "tests" / "network_guard"),
-        "WORKFLOW_TEST_NETWORK_LOG": str(network_log),
+        "WORKFLOW_TEST_NETWORK_LOG": str(workdir / "network.log"),
     }
-    config = shared_demo_config(workdir / "demo.yaml")
-    seed_demo_assets(workdir)
-    result = run_snakemake(
-        ["--cores", "2", "--configfile", str(config)], workdir, env=env, timeout=1800
-    )
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    config = workdir / "demo.yaml"
+    with FileLock(f"{record}.lock"):
+        if not record.is_file():
+            workdir.mkdir(parents=True)
+            shared_demo_config(config)
+            seed_demo_assets(workdir)
+            result = run_snakemake(
+                ["--cores", "2", "--configfile", str(config)], workdir, env=env, timeout=1800
+            )
+            record.write_text(
+                json.dumps(
+                    {"rc": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
+                )
+            )
+    result = json.loads(record.read_text())
+    assert result["rc"] == 0, result["stdout"][-5000:] + result["stderr"][-5000:]
     return {
         "workdir": workdir,
         "out": workdir / "results",
         "config": config,
         "env": env,
-        "network_log": network_log,
-        "stdout": result.stdout,
-        "output": result.stdout + result.stderr,
+        "network_log": workdir / "network.log",
+        "stdout": result["stdout"],
+        "output": result["stdout"] + result["stderr"],
     }
 
 

@@ -56,6 +56,7 @@ from conftest import (
     SHARED_EVAL_TYPES,
     SHARED_VARIANTS,
     seed_demo_assets,
+    shared_demo_config,
     snakemake_env,
     write_config,
 )
@@ -123,17 +124,18 @@ def overlay(tmp_path_factory, cluster):
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, config_file, overlay, tmp_path_factory, shared_demo_run):
-    """The SLURM run, and the local reference every release's run is compared with: the
-    session's shared demo run (tests/conftest.py), whose config is this one's with more eval
-    types and variants, every setting of these pairs the same."""
+def runs(cluster, config_file, overlay, tmp_path_factory):
+    """The SLURM run. Its local reference is the session's shared demo run (tests/conftest.py),
+    whose config is this one's with more eval types and variants, every setting of these pairs
+    the same (checked here on the configs); the tests that compare with it come last in this
+    file, so that on several workers it has been made by then (tests/conftest.py, SLOW_GROUPS)."""
     assert set(VARIANTS) <= set(SHARED_VARIANTS) and set(EVAL_TYPES) <= set(SHARED_EVAL_TYPES)
     from workflow_scripts.evals.registry import job_settings
     from workflow_scripts.plan.config import validate_config
 
+    shared = shared_demo_config(tmp_path_factory.mktemp("shared_config") / "demo.yaml")
     mine, reference = (
-        validate_config(yaml.safe_load(Path(c).read_text()))
-        for c in (config_file, shared_demo_run["config"])
+        validate_config(yaml.safe_load(Path(c).read_text())) for c in (config_file, shared)
     )
     for eval_type in EVAL_TYPES:  # every setting an evaluation job of these pairs depends on
         assert job_settings(mine, eval_type) == job_settings(reference, eval_type), eval_type
@@ -148,11 +150,7 @@ def runs(cluster, config_file, overlay, tmp_path_factory, shared_demo_run):
     finally:
         if slurm is not None:
             stop(slurm)
-    return {
-        "local": shared_demo_run,
-        "slurm": slurm_result,
-        "jobs": run_jobs(cluster, slurm_result),
-    }
+    return {"slurm": slurm_result, "jobs": run_jobs(cluster, slurm_result)}
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -384,13 +382,6 @@ def test_each_evaluation_job_got_one_gpu_and_nothing_else_did(runs):
     assert all(a[2] != b[2] for a, b in overlapping), evals
 
 
-def test_results_match_a_local_run(runs):
-    slurm, local = runs["slurm"]["workdir"], runs["local"]["workdir"]
-    assert results_files(slurm) <= results_files(local)  # the local run has more pairs
-    assert {f"plots/l0_vs_{e}.png" for e in EVAL_TYPES} <= results_files(slurm)
-    assert_same_results(slurm, local)
-
-
 # ------------------------------------------------------------------------------------ the fault
 def rerun_workdir(runs, workdir: Path) -> Path:
     """The first run's workdir without RERUN's evaluations, aggregate and plots (copies keep
@@ -477,44 +468,6 @@ def test_cancelled_evaluation_is_retried_and_completes(cancelled_run, cluster):
     assert "Trying to restart job" in run["output"]
 
 
-def test_cancelled_run_lost_nothing_and_left_nothing_partial(cancelled_run, runs):
-    workdir = cancelled_run["workdir"]
-    assert cancelled_run["rc"] == 0
-    assert results_files(workdir) == results_files(runs["slurm"]["workdir"])
-    # no private SAE Bench work folder, no stray file next to the results, nothing incomplete
-    evals = workdir / "results" / "evals"
-    assert sorted(str(p.relative_to(evals)) for p in evals.rglob("*")) == sorted(
-        [*EVAL_TYPES, *(f"{e}/{v}.json" for e, v in PAIRS.values())]
-    )
-    incomplete = workdir / ".snakemake" / "incomplete"
-    assert not incomplete.exists() or not any(incomplete.iterdir())
-    # the retried pair has the same numbers as the undisturbed runs
-    assert_same_results(workdir, runs["local"]["workdir"])
-    # and Snakemake agrees that nothing is left to do
-    dry = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "-n",
-            "--configfile",
-            str(cancelled_run["config_file"]),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=workdir,
-        env=snakemake_env(),
-    )
-    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[
-        -3000:
-    ]
-
-
 # ----------------------------------------------------------------- the status command fails
 SQUEUE_SHIM = """#!/bin/sh
 # squeue, failing while the outage flag exists (what a restarting slurmctld looks like)
@@ -568,20 +521,6 @@ def status_outage_run(runs, cluster, config_file, overlay, tmp_path_factory):
     failed = [float(t) for t in failures.read_text().split()] if failures.exists() else []
     print(f"squeue outage {window}; failed status queries at {failed}")
     return {**result, "window": window, "failed_queries": failed, "config_file": config_file}
-
-
-def test_a_status_outage_is_survived_with_every_result(status_outage_run, runs, cluster):
-    """The plugin (2.8.0, __init__.py ~1339-1460) retries a failed status query up to
-    `slurm-status-attempts` times per round and otherwise drops that round's jobs from tracking
-    (the run would wait forever); the profile's one query per `1/max-status-checks-per-second`
-    seconds spreads those attempts over longer than the outage."""
-    run = status_outage_run
-    assert run["window"], "no evaluation job was seen running:\n" + run["output"][-5000:]
-    assert run["failed_queries"], "the status command was not called during the outage"
-    assert run["rc"] == 0, slurm_failure(run, cluster)
-    assert run["seconds"] < RUN_TIMEOUT
-    assert results_files(run["workdir"]) == results_files(runs["slurm"]["workdir"])
-    assert_same_results(run["workdir"], runs["local"]["workdir"])
 
 
 # ----------------------------------------------------------------- submission rate
@@ -654,3 +593,65 @@ def test_submission_rate_of_many_evaluation_jobs(submission_run, cluster):
             break
         time.sleep(1)
     assert states <= {"CANCELLED", "COMPLETED", "FAILED"}, states
+
+
+# ----------------------------------------------- against the local run (last: see `runs`)
+def test_results_match_a_local_run(runs, shared_demo_run):
+    slurm, local = runs["slurm"]["workdir"], shared_demo_run["workdir"]
+    assert results_files(slurm) <= results_files(local)  # the local run has more pairs
+    assert {f"plots/l0_vs_{e}.png" for e in EVAL_TYPES} <= results_files(slurm)
+    assert_same_results(slurm, local)
+
+
+def test_cancelled_run_lost_nothing_and_left_nothing_partial(cancelled_run, runs, shared_demo_run):
+    workdir = cancelled_run["workdir"]
+    assert cancelled_run["rc"] == 0
+    assert results_files(workdir) == results_files(runs["slurm"]["workdir"])
+    # no private SAE Bench work folder, no stray file next to the results, nothing incomplete
+    evals = workdir / "results" / "evals"
+    assert sorted(str(p.relative_to(evals)) for p in evals.rglob("*")) == sorted(
+        [*EVAL_TYPES, *(f"{e}/{v}.json" for e, v in PAIRS.values())]
+    )
+    incomplete = workdir / ".snakemake" / "incomplete"
+    assert not incomplete.exists() or not any(incomplete.iterdir())
+    # the retried pair has the same numbers as the undisturbed runs
+    assert_same_results(workdir, shared_demo_run["workdir"])
+    # and Snakemake agrees that nothing is left to do
+    dry = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "-n",
+            "--configfile",
+            str(cancelled_run["config_file"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+        env=snakemake_env(),
+    )
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[
+        -3000:
+    ]
+
+
+def test_a_status_outage_is_survived_with_every_result(
+    status_outage_run, runs, cluster, shared_demo_run
+):
+    """The plugin (2.8.0, __init__.py ~1339-1460) retries a failed status query up to
+    `slurm-status-attempts` times per round and otherwise drops that round's jobs from tracking
+    (the run would wait forever); the profile's one query per `1/max-status-checks-per-second`
+    seconds spreads those attempts over longer than the outage."""
+    run = status_outage_run
+    assert run["window"], "no evaluation job was seen running:\n" + run["output"][-5000:]
+    assert run["failed_queries"], "the status command was not called during the outage"
+    assert run["rc"] == 0, slurm_failure(run, cluster)
+    assert run["seconds"] < RUN_TIMEOUT
+    assert results_files(run["workdir"]) == results_files(runs["slurm"]["workdir"])
+    assert_same_results(run["workdir"], shared_demo_run["workdir"])

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import copy_demo_assets
+from conftest import copy_demo_assets, run_snakemake, seed_demo_assets, write_config
 from workflow_scripts.demo.build import (
     BIAS_IN_BIOS,
     BIAS_IN_BIOS_SET1,
@@ -288,3 +288,18 @@ def test_sparse_probing_eval(demo, tmp_path):
     assert metrics["llm"]["llm_top_5_test_accuracy"] > 0.8
     assert metrics["sae"]["sae_top_1_test_accuracy"] > 0.75
     assert metrics["sae"]["sae_top_5_test_accuracy"] > 0.8
+
+
+def test_ihtp_k_above_a_known_width_is_refused_up_front(tmp_path):
+    """A dry run refuses it: the demo's manifest gives the baseline's width (256) before any SAE
+    is built."""
+    seed_demo_assets(tmp_path)
+    config = write_config(
+        tmp_path / "bigk.yaml",
+        "demo.yaml",
+        sae_variants={"ihtp": {"enabled": True, "k_values": [5, 1000]}},
+    )
+    result = run_snakemake(["-n", "--configfile", str(config)], tmp_path, timeout=300)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "config key 'sae_variants.ihtp.k_values': k=1000 exceeds the width 256" in output
