@@ -68,8 +68,10 @@ DEFAULT_SIZES: dict[str, Any] = {
     "n_ctx": 128,
     "lm_seq_len": 128,
     "lm_batch_size": 16,
-    "lm_steps": 800,
-    "lm_lr": 5e-3,
+    # 400 steps at a higher peak rate instead of 800 at 5e-3: the training was 92 of the build's
+    # 131 s on 2 cores (~0.12 s a step); validation loss 1.12 instead of 1.07 nats (from 6.76)
+    "lm_steps": 400,
+    "lm_lr": 8e-3,
     # SAE
     "sae_expansion": 4,
     "sae_act_seqs": 256,
