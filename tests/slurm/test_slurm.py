@@ -7,7 +7,7 @@ Slurm 24.11 (Debian trixie, in a debootstrap chroot); every run test runs on bot
 in the scheduler's environment (.venv-scheduler: SLURM executor plugin 2.8.0, jobstep 0.6.1),
 the jobs' Python steps in the SAE Bench environment (.venv). The workflow runs through
 profiles/slurm plus slurm_overlay/ (partition, fast polling) on the demo config reduced by
-tests/slurm/slurm_overlay/demo_small.yaml to 2 variants x 2 eval types, under `timeout -s INT`.
+tests/slurm/slurm_overlay/demo_small.yaml to 2 variants x core, under `timeout -s INT`.
 
 - tests/slurm/test_slurm_harness.py: the harness ends every daemon and step by pid, and undoes the
   chroot's mounts, when a test fails.
@@ -406,7 +406,7 @@ def rerun_workdir(runs, workdir: Path) -> Path:
 @pytest.fixture(scope="module")
 def cancelled_run(runs, cluster, config_file, overlay, tmp_path_factory):
     """The first run's workdir without the baseline's evaluations, aggregate and plots, run
-    again through SLURM; one of the two evaluation jobs is scancelled as soon as SAE Bench works
+    again through SLURM; its evaluation job is scancelled as soon as SAE Bench works
     on it. (Copies keep their mtimes, so nothing else reruns; fewer jobs keep the test short.)
     On Slurm 22.05 only, as the status outage runs on 24.11 only: each fault on one release."""
     if cluster.release != RELEASES[0]:
