@@ -55,6 +55,7 @@ from conftest import (
     REPO,
     SHARED_EVAL_TYPES,
     SHARED_VARIANTS,
+    run_snakemake,
     seed_demo_assets,
     shared_demo_config,
     snakemake_env,
@@ -617,24 +618,8 @@ def test_cancelled_run_lost_nothing_and_left_nothing_partial(cancelled_run, runs
     # the retried pair has the same numbers as the undisturbed runs
     assert_same_results(workdir, shared_demo_run["workdir"])
     # and Snakemake agrees that nothing is left to do
-    dry = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "-n",
-            "--configfile",
-            str(cancelled_run["config_file"]),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=workdir,
-        env=snakemake_env(),
+    dry = run_snakemake(
+        ["-n", "--configfile", str(cancelled_run["config_file"])], workdir, timeout=300
     )
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[
         -3000:
