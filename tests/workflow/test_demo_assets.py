@@ -84,7 +84,11 @@ def _numbers(manifest: dict) -> dict:
 
 
 def test_build_is_deterministic_for_a_seed(tmp_path):
-    a = build_demo_assets(tmp_path / "a", seed=7, **TINY)
+    # the first build runs where autograd is off, as an SAE Bench eval in the same process
+    # leaves it (autointerp's run_eval calls torch.set_grad_enabled(False)): it must still train
+    with torch.no_grad():
+        a = build_demo_assets(tmp_path / "a", seed=7, **TINY)
+        assert not torch.is_grad_enabled()  # and the caller's mode is left as it was
     b = build_demo_assets(tmp_path / "b", seed=7, **TINY)
     build_demo_assets(tmp_path / "c", seed=8, **TINY)  # another seed: compared file by file
     assert _numbers(a) == _numbers(b)

@@ -105,7 +105,11 @@ def build_demo_assets(
     # bitwise reproducible on CPU (otherwise threaded reductions drift in the last bits)
     torch.use_deterministic_algorithms(True)
     try:
-        return _build(out_dir, seed, sizes)
+        # Training needs autograd even where an SAE Bench eval ran earlier in this process:
+        # several turn it off globally and leave it off (sae_bench/evals/autointerp/main.py:526
+        # and mdl/main.py:335, `torch.set_grad_enabled(False)` inside run_eval).
+        with torch.enable_grad():
+            return _build(out_dir, seed, sizes)
     finally:
         torch.use_deterministic_algorithms(prev_det)
         torch.set_num_threads(prev_threads)
