@@ -32,6 +32,10 @@ DEFAULT_DATASETS = {
 }
 
 
+# Hub datasets an eval reads as files of a snapshot (not through `load_dataset`), by eval type.
+SNAPSHOT_DATASETS = {"ravel": "adamkarvonen/ravel_prompts"}  # evals/ravel.py PROMPTS_DATASET
+
+
 class NotCachedError(RuntimeError):
     pass
 
@@ -56,6 +60,15 @@ def eval_datasets(plan: dict) -> list[str]:
             listed = getattr(importlib.import_module(module), cls)().dataset_names
         names += [n for n in listed if n not in plan["local_datasets"]]
     return list(dict.fromkeys(names))
+
+
+def eval_snapshots(plan: dict) -> list[str]:
+    """Hub dataset snapshots the enabled evals read (local stand-ins excluded)."""
+    return [
+        name
+        for eval_type, name in SNAPSHOT_DATASETS.items()
+        if eval_type in plan["eval_sections"] and name not in plan["local_datasets"]
+    ]
 
 
 def sample_stream(dataset: str, tokenizer, n_tokens: int, folder: Path) -> int:
@@ -119,6 +132,10 @@ def prefetch(plan: dict, manifest: Path, load_published=None) -> dict:
     for name in eval_datasets(plan):
         print(f"[prefetch] dataset {name}", flush=True)
         load_dataset(name)  # fills the datasets cache that offline jobs read
+        record["datasets"].append(name)
+    for name in eval_snapshots(plan):
+        print(f"[prefetch] dataset snapshot {name}", flush=True)
+        snapshot_download(name, repo_type="dataset", allow_patterns="*.json")
         record["datasets"].append(name)
     core = plan.get("core_sample")
     if core:
@@ -188,6 +205,15 @@ def check_cached(settings: dict) -> None:
                 load_dataset_builder(name)
             except Exception as error:
                 missing.append(f"dataset {name} ({type(error).__name__})")
+    for name in settings.get("hub_snapshots", []):
+        from huggingface_hub import snapshot_download
+
+        try:
+            snapshot_download(
+                name, repo_type="dataset", allow_patterns="*.json", local_files_only=True
+            )
+        except Exception as error:  # LocalEntryNotFoundError when it was never fetched
+            missing.append(f"dataset {name} ({type(error).__name__})")
     if missing:
         raise NotCachedError(
             f"not in the HuggingFace cache at {os.environ.get('HF_HOME', '~/.cache/huggingface')}: "

@@ -555,7 +555,7 @@ def submission_run(runs, cluster, overlay, tmp_path_factory):
             "reference_frontier": {
                 "baselines": True,
                 "local_saes": [
-                    {"name": n, "local_dir": "resources/demo/sae", "hook_layer": 1} for n in names
+                    {"name": n, "local_dir": "resources/demo/sae", "hook_layer": 0} for n in names
                 ],
             },
         },

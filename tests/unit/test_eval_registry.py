@@ -2,6 +2,7 @@
 with their reasons, and those reasons still hold for the installed SAE Bench."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,28 @@ def test_a_first_attempt_above_its_cap_is_refused_naming_the_key():
     assert "or lower resources.scr" in str(e.value)
 
 
-def test_ravel_is_refused_up_front_until_it_is_wrapped():
-    config = validate_config({"eval_types": {"ravel": True}})
-    with pytest.raises(ConfigError, match=r"config key 'eval_types.ravel'.*LLM_NAME_MAP"):
+@pytest.mark.parametrize("model", ["pythia-70m-deduped", "gpt2"])
+def test_ravel_is_refused_up_front_for_a_model_its_code_does_not_know(model):
+    config = validate_config({"eval_types": {"ravel": True}, "model": {"name": model}})
+    with pytest.raises(ConfigError, match=r"config key 'model.name'.*LLM_NAME_MAP") as e:
         registry.check_requirements(config)
+    assert "gemma-2-2b and pythia-160m-deduped" in str(e.value) and repr(model) in str(e.value)
+
+
+def test_ravel_accepts_its_models_and_a_local_model_of_an_architecture_it_hooks(tmp_path):
+    ok = validate_config({"eval_types": {"ravel": True}, "model": {"name": "pythia-160m-deduped"}})
+    registry.check_requirements(ok)
+    for architecture, refused in (("GPTNeoXForCausalLM", False), ("LlamaForCausalLM", True)):
+        folder = tmp_path / architecture
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"architectures": [architecture]}))
+        config = validate_config(
+            {"eval_types": {"ravel": True}, "model": {"name": "mine", "local_dir": str(folder)}}
+        )
+        if refused:
+            with pytest.raises(
+                ConfigError, match=r"config key 'model.local_dir'.*LlamaForCausalLM"
+            ):
+                registry.check_requirements(config)
+        else:
+            registry.check_requirements(config)

@@ -307,3 +307,57 @@ def test_ihtp_k_above_a_known_width_is_refused_up_front(tmp_path):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "config key 'sae_variants.ihtp.k_values': k=1000 exceeds the width 256" in output
+
+
+def test_ravel_eval_on_the_demo_shares_its_filtered_datasets(demo, tmp_path):
+    """SAE Bench's RAVEL through the workflow's runner, twice on one shared artifacts folder: the
+    first run builds the filtered datasets (the prompts the demo model answers correctly), the
+    second reads them and, at the same seed, gives the same scores."""
+    from workflow_scripts.evals import artifact_cache, ravel
+    from workflow_scripts.evals.base import EvalJob
+
+    sae = _load_relu_sae(demo)
+    model_dir = demo["paths"]["model"]
+    model_files = artifact_cache.files_digest(model_dir)
+    settings = {
+        "eval_type": "ravel",
+        "section": "ravel",
+        # as config/demo_ravel.yaml
+        "section_values": {
+            "entity_attribute_selection": {"city": ["Country", "Language"]},
+            "llm_batch_size": 8,
+            "num_pairs_per_attribute": 200,
+            "num_epochs": 10,
+            "learning_rate": 0.01,
+        },
+        "model": {
+            "name": MODEL_NAME,
+            "local_dir": model_dir,
+            "llm_batch_size": 32,
+            "torch_dtype": "float32",
+            "device": "cpu",
+        },
+        "random_seed": 42,
+        "local_datasets": {ravel.PROMPTS_DATASET: demo["datasets"][ravel.PROMPTS_DATASET]},
+        "offline": True,
+        "save_activations": True,
+    }
+    scores = []
+    for i in range(2):
+        work = tmp_path / f"work{i}"
+        work.mkdir()
+        job = EvalJob(
+            "ravel", sae, "demo_relu", settings, work, None, 256, None, tmp_path / "artifacts"
+        )
+        ravel.run(job)
+        [result] = work.glob("*_eval_results.json")
+        scores.append(json.loads(result.read_text())["eval_result_metrics"]["ravel"])
+    assert scores[0] == scores[1]
+    for name in ("disentanglement_score", "cause_score", "isolation_score"):
+        assert 0.0 <= scores[0][name] <= 1.0, scores[0]
+    [folder] = [p for p in (tmp_path / "artifacts" / "ravel").iterdir() if p.is_dir()]
+    assert (folder / artifact_cache.COMPLETE).exists()
+    kept = json.loads(next(folder.glob("city_*_filtered_dataset.json")).read_text())["prompts"]
+    assert {p["attribute_type"] for p in kept} >= {"Country", "Language"}
+    assert all(p["is_correct"] for p in kept)  # only prompts the model answers correctly
+    assert artifact_cache.files_digest(model_dir) == model_files  # nothing written beside it

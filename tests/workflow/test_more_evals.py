@@ -98,7 +98,7 @@ def test_no_network_connection_was_attempted(demo_run):
 
 
 def probe_files(artifacts: Path) -> list[Path]:
-    return sorted(artifacts.glob("absorption/*/probes/demo-tiny-lm/layer_1/probe.pth"))
+    return sorted(artifacts.glob("absorption/*/probes/demo-tiny-lm/layer_0/probe.pth"))
 
 
 def test_absorption_probe_cache_is_under_the_artifacts_folder(demo_run):

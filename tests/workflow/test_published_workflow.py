@@ -7,7 +7,7 @@ Bench's runner directly, with the same metrics and the release's real ids in the
 - `pythia-70m-deduped-res-sm` (SAE Lens's own format, no conversion): `cfg.json` +
   `sae_weights.safetensors` written by SAE Lens itself at the path of `blocks.1.hook_resid_post`.
 
-Both are made from the demo SAE's weights, on the demo model's hook (layer 1), and the run names
+Both are made from the demo SAE's weights, on the demo model's hook (layer 0), and the run names
 the demo model `pythia-70m-deduped` (it is loaded from its local folder under that name) so the
 releases' model matches. Core only: it is deterministic (fixed corpus shuffle) and quick.
 """
@@ -106,7 +106,7 @@ def run(tmp_path_factory):
         workdir / "published.yaml",
         "demo.yaml",
         model={"name": MODEL, "local_dir": "resources/demo/model"},
-        baseline_sae={"local_dir": "resources/baseline_sae", "hook_layer": 1},
+        baseline_sae={"local_dir": "resources/baseline_sae", "hook_layer": 0},
         sae_variants={"ihtp": {"enabled": False}, "mpsae": {"enabled": False}},
         comparison_saes={
             "enabled": True,

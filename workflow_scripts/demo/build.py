@@ -6,9 +6,9 @@ Everything is generated deterministically from one seed:
                            Bench's core eval through ``load_dataset(folder, split="train",
                            streaming=True)``;
 * ``tokenizer/``           a word-level HF fast tokenizer (`tokenizer.py`);
-* ``model/``               a tiny TransformerLens ``HookedTransformer`` trained briefly on the
-                           corpus (``config.json`` + ``model.safetensors``, `language_model.py`);
-* ``sae/``                 a ReLU SAE on the last layer's ``hook_resid_post``, in the
+* ``model/``               a tiny GPT-NeoX trained briefly on the corpus, in HuggingFace format
+                           with its tokenizer (`language_model.py`);
+* ``sae/``                 a ReLU SAE on layer ``sae_layer``'s ``hook_resid_post``, in the
                            dictionary_learning format (``ae.pt`` plain tensor state dict +
                            ``config.json``, `sae.py`);
 * ``datasets/<hub name>/`` local stand-ins in the hub schema (``train.jsonl``/``test.jsonl``);
@@ -38,9 +38,9 @@ from typing import Any
 from workflow_scripts.demo import text
 from workflow_scripts.demo.language_model import (
     MODEL_NAME,
-    build_hooked_transformer,
+    build_model,
     collect_acts,
-    hooked_config_dict,
+    fact_recall,
     train_lm,
 )
 from workflow_scripts.demo.sae import train_sae
@@ -49,6 +49,7 @@ from workflow_scripts.demo.tokenizer import build_tokenizer, token_chunks
 BIAS_IN_BIOS = "LabHC/bias_in_bios"
 BIAS_IN_BIOS_SET1 = "LabHC/bias_in_bios_class_set1"
 AMAZON = "canrager/amazon_reviews_mcauley_1and5"
+RAVEL_PROMPTS = "adamkarvonen/ravel_prompts"
 
 DEFAULT_SIZES: dict[str, Any] = {
     # corpus
@@ -72,7 +73,10 @@ DEFAULT_SIZES: dict[str, Any] = {
     # 131 s on 2 cores (~0.12 s a step); validation loss 1.12 instead of 1.07 nats (from 6.76)
     "lm_steps": 400,
     "lm_lr": 8e-3,
-    # SAE
+    # SAE, on blocks.<sae_layer>.hook_resid_post: layer 0 of 2, because the model moves a city's
+    # facts off the city's token in layer 1 (patching layer 1's output there changes nothing),
+    # and RAVEL intervenes on that token
+    "sae_layer": 0,
     "sae_expansion": 4,
     "sae_act_seqs": 256,
     "sae_batch_size": 512,
@@ -117,7 +121,6 @@ def build_demo_assets(
 
 def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
     import torch
-    from safetensors.torch import save_file
 
     unknown = set(sizes) - set(DEFAULT_SIZES)
     if unknown:
@@ -168,26 +171,26 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
 
     # ---- language model ----------------------------------------------------------------------
     torch.manual_seed(seed)
-    cfg_dict = hooked_config_dict(sz, len(tokenizer), seed)
-    model = build_hooked_transformer(cfg_dict, tokenizer)
+    model = build_model(sz, tokenizer)
     lm_metrics = train_lm(model, chunks, sz, seed)
     model_dir = out / "model"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {k: v.detach().contiguous() for k, v in model.state_dict().items()},
-        str(model_dir / "model.safetensors"),
-    )
-    with open(model_dir / "config.json", "w") as f:
-        json.dump(
-            {"hooked_transformer_config": cfg_dict, "tokenizer_path": "../tokenizer"}, f, indent=2
-        )
+    model.save_pretrained(str(model_dir))  # config.json + model.safetensors
+    tokenizer.save_pretrained(str(model_dir))  # what AutoTokenizer (RAVEL) reads beside it
+    ravel_dir = out / "datasets" / RAVEL_PROMPTS
+    ravel_dir.mkdir(parents=True, exist_ok=True)
+    ravel_files = text.ravel_files("city")
+    for name, content in ravel_files.items():
+        (ravel_dir / name).write_text(json.dumps(content, indent=1))
+    lm_metrics["lm_fact_recall"] = fact_recall(model, tokenizer, ravel_files, "city")
     timings["lm_s"] = time.time() - t0 - sum(timings.values())
 
     # ---- SAE -----------------------------------------------------------------------------------
-    hook_layer = sz["n_layers"] - 1
+    hook_layer = sz["sae_layer"]
+    if not 0 <= hook_layer < sz["n_layers"]:
+        raise ValueError(f"sae_layer {hook_layer} is not a layer of {sz['n_layers']}")
     hook_name = f"blocks.{hook_layer}.hook_resid_post"
     d_model, d_sae = sz["d_model"], sz["d_model"] * sz["sae_expansion"]
-    acts = collect_acts(model, chunks, hook_name, sz["sae_act_seqs"])
+    acts = collect_acts(model, chunks, hook_layer, sz["sae_act_seqs"])
     torch.manual_seed(seed)
     sae_state, sae_metrics = train_sae(acts, d_sae, sz, seed)
     sae_dir = out / "sae"
@@ -226,6 +229,7 @@ def _build(out_dir: str | Path, seed: int, sizes: dict) -> dict:
             BIAS_IN_BIOS: str(bios_dir),
             BIAS_IN_BIOS_SET1: str(bios_dir),
             AMAZON: str(amazon_dir),
+            RAVEL_PROMPTS: str(ravel_dir),
         },
         "corpus_docs": len(docs),
         "corpus_tokens": n_corpus_tokens,

@@ -1,4 +1,9 @@
-"""The demo's language model: a tiny TransformerLens HookedTransformer trained on the corpus."""
+"""The demo's language model: a tiny GPT-NeoX (pythia-70m's architecture) trained on the corpus.
+
+Saved in HuggingFace format (`save_pretrained`: config.json, model.safetensors, and the tokenizer
+beside them), so that transformers loads it for SAE Bench's RAVEL and TransformerLens converts it
+for the other evals (`evals/local_loaders.py`), as they load pythia from the hub.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +12,42 @@ import math
 MODEL_NAME = "demo-tiny-lm"
 
 
-def hooked_config_dict(sizes: dict, d_vocab: int, seed: int) -> dict:
-    return {
-        "model_name": MODEL_NAME,
-        "n_layers": sizes["n_layers"],
-        "d_model": sizes["d_model"],
-        "n_heads": sizes["n_heads"],
-        "d_head": sizes["d_model"] // sizes["n_heads"],
-        "d_mlp": sizes["d_mlp"],
-        "n_ctx": sizes["n_ctx"],
-        "d_vocab": d_vocab,
-        "act_fn": "gelu",
-        "normalization_type": "LN",
-        "positional_embedding_type": "standard",
-        "default_prepend_bos": True,
-        "seed": seed,
-    }
+def neox_config(sizes: dict, tokenizer):
+    """A GPTNeoXConfig of pythia's kind (rotary on a quarter of each head, parallel attention and
+    MLP, untied unembedding) at the demo's sizes; no dropout."""
+    from transformers import GPTNeoXConfig
+
+    return GPTNeoXConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=sizes["d_model"],
+        num_hidden_layers=sizes["n_layers"],
+        num_attention_heads=sizes["n_heads"],
+        intermediate_size=sizes["d_mlp"],
+        max_position_embeddings=sizes["n_ctx"],
+        rotary_pct=0.25,
+        hidden_act="gelu",
+        use_parallel_residual=True,
+        tie_word_embeddings=False,
+        attention_dropout=0.0,
+        hidden_dropout=0.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        architectures=["GPTNeoXForCausalLM"],
+    )
 
 
-def build_hooked_transformer(cfg_dict: dict, tokenizer=None):
-    """Instantiate a (randomly initialised) HookedTransformer from a saved config dict."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
+def build_model(sizes: dict, tokenizer):
+    """A randomly initialised GPTNeoXForCausalLM (torch's global generator: seed it first)."""
+    from transformers import GPTNeoXForCausalLM
 
-    cfg = HookedTransformerConfig(**cfg_dict, device="cpu")
-    return HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="left")
+    return GPTNeoXForCausalLM(neox_config(sizes, tokenizer))
 
 
 def train_lm(model, chunks, sizes: dict, seed: int) -> dict:
+    """AdamW with warm-up and cosine decay on rows of `chunks` (n_rows x seq_len token ids);
+    returns the mean training loss of the last tenth of the steps, the validation loss on 5% of
+    the rows held out, and the first step's loss (nats per token)."""
     import torch
 
     g = torch.Generator().manual_seed(seed + 1)
@@ -51,7 +65,8 @@ def train_lm(model, chunks, sizes: dict, seed: int) -> dict:
     losses = []
     for _ in range(steps):
         idx = torch.randint(0, len(train), (bs,), generator=g)
-        loss = model(train[idx], return_type="loss")
+        x = train[idx]
+        loss = model(input_ids=x, labels=x).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -62,7 +77,10 @@ def train_lm(model, chunks, sizes: dict, seed: int) -> dict:
     with torch.no_grad():
         val_loss = float(
             torch.stack(
-                [model(val[i : i + 16], return_type="loss") for i in range(0, len(val), 16)]
+                [
+                    model(input_ids=val[i : i + 16], labels=val[i : i + 16]).loss
+                    for i in range(0, len(val), 16)
+                ]
             ).mean()
         )
     tail = losses[-max(1, steps // 10) :]
@@ -73,16 +91,49 @@ def train_lm(model, chunks, sizes: dict, seed: int) -> dict:
     }
 
 
-def collect_acts(model, chunks, hook_name: str, n_seqs: int):
+def collect_acts(model, chunks, hook_layer: int, n_seqs: int):
+    """The residual stream after layer `hook_layer` (TransformerLens's
+    blocks.<hook_layer>.hook_resid_post) of the first `n_seqs` rows, without the <bos> position:
+    (tokens, d_model)."""
     import torch
 
     acts = []
-    with torch.no_grad():
-        for i in range(0, min(n_seqs, len(chunks)), 32):
-            _, cache = model.run_with_cache(
-                chunks[i : i + 32],
-                names_filter=[hook_name],
-                stop_at_layer=int(hook_name.split(".")[1]) + 1,
-            )
-            acts.append(cache[hook_name][:, 1:].reshape(-1, model.cfg.d_model))  # drop <bos>
+
+    def keep(module, inputs, output):
+        hidden = output[0] if isinstance(output, tuple) else output  # transformers < 5: a tuple
+        acts.append(hidden[:, 1:].reshape(-1, hidden.shape[-1]))
+
+    handle = model.gpt_neox.layers[hook_layer].register_forward_hook(keep)
+    try:
+        with torch.no_grad():
+            for i in range(0, min(n_seqs, len(chunks)), 32):
+                model(input_ids=chunks[i : i + 32])
+    finally:
+        handle.remove()
     return torch.cat(acts)
+
+
+def fact_recall(model, tokenizer, ravel_files: dict, entity_type: str = "city") -> dict:
+    """Share of RAVEL prompts (every template x entity of the stand-in) whose greedy 6-token
+    continuation SAE Bench's RAVEL counts as correct (ravel/validation.py evaluate_completion),
+    per attribute: how much of the facts the model learned."""
+    import torch
+    from sae_bench.evals.ravel.generation import generate_batched
+    from sae_bench.evals.ravel.validation import evaluate_completion
+
+    values = ravel_files[f"ravel_{entity_type}_entity_attributes.json"]
+    templates = ravel_files[f"ravel_{entity_type}_attribute_to_prompts.json"]
+    prompts = [(a, t % e, values[e][a]) for e in values for a in templates for t in templates[a]]
+    with torch.no_grad():
+        completions = generate_batched(
+            model, tokenizer, [tokenizer.encode(p) for _, p, _ in prompts], max_new_tokens=6
+        )
+    recall = {}
+    for attribute in templates:
+        hits = [
+            evaluate_completion(p, label, c)
+            for (a, p, label), c in zip(prompts, completions, strict=True)
+            if a == attribute
+        ]
+        recall[attribute] = sum(hits) / len(hits)
+    return recall

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 LANGUAGE = Path(__file__).resolve().parent / "language.yaml"
+FACT_DOCS_UNTIL = 0.8  # corpus documents with r in [0.6, this) are RAVEL facts
 
 
 @cache
@@ -105,8 +106,49 @@ def review(rng: random.Random, category: int, rating: float) -> str:
     return fill(lang["templates"]["review"], rng, lists, {"item": item})
 
 
+def fact_sentence(rng: random.Random, entity_type: str, entity: str, attribute: str) -> str:
+    """One RAVEL fact: a template of `attribute` filled with `entity`, then its value."""
+    table = language()["ravel"][entity_type]
+    template = rng.choice(table["templates"][attribute])["template"]
+    value = table["entities"][entity][table["attributes"].index(attribute)]
+    return f"{template % entity} {value} ."
+
+
+def fact_doc(rng: random.Random, entity_type: str = "city") -> str:
+    """A few facts (2-3 attributes each) about 1-3 entities of `entity_type`."""
+    table = language()["ravel"][entity_type]
+    sentences = []
+    for entity in rng.sample(sorted(table["entities"]), rng.randint(1, 3)):
+        attributes = rng.sample(table["attributes"], rng.randint(2, len(table["attributes"])))
+        sentences += [fact_sentence(rng, entity_type, entity, a) for a in attributes]
+    return " ".join(sentences)
+
+
+def ravel_files(entity_type: str = "city") -> dict[str, dict]:
+    """The four files of adamkarvonen/ravel_prompts for `entity_type`, by file name, in its schema
+    (read by sae_bench/evals/ravel/instance.py ~load_files): attribute -> templates, template ->
+    context split, entity -> {attribute: value}, entity -> split (every other entity is "val")."""
+    table = language()["ravel"][entity_type]
+    entities = sorted(table["entities"])
+    return {
+        f"ravel_{entity_type}_attribute_to_prompts.json": {
+            a: [t["template"] for t in table["templates"][a]] for a in table["attributes"]
+        },
+        f"ravel_{entity_type}_prompt_to_split.json": {
+            t["template"]: t["split"] for a in table["attributes"] for t in table["templates"][a]
+        },
+        f"ravel_{entity_type}_entity_attributes.json": {
+            e: dict(zip(table["attributes"], table["entities"][e], strict=True)) for e in entities
+        },
+        f"ravel_{entity_type}_entity_to_split.json": {
+            e: ("train", "val")[i % 2] for i, e in enumerate(entities)
+        },
+    }
+
+
 def corpus_doc(rng: random.Random) -> str:
-    """A corpus document: half biographies, a tenth reviews, the rest generic sentences."""
+    """A corpus document: half biographies, a tenth reviews, a fifth RAVEL facts about cities,
+    the rest generic sentences."""
     lang = language()
     r = rng.random()
     if r < 0.5:
@@ -116,6 +158,8 @@ def corpus_doc(rng: random.Random) -> str:
     if r < 0.6:
         category = rng.choice(sorted(lang["amazon_categories"]))
         return review(rng, category, rng.choice([1.0, 5.0]))
+    if r < FACT_DOCS_UNTIL:
+        return fact_doc(rng)
     return " ".join(generic_sentence(rng) for _ in range(rng.randint(3, 7)))
 
 

@@ -21,6 +21,19 @@ from pathlib import Path
 COMPLETE = ".complete"
 
 
+def files_digest(folder: str | None) -> str | None:
+    """Content hash of the files under `folder` (None for None): a rebuilt local model or
+    stand-in dataset at the same path must not reuse what was cached from the old one."""
+    if not folder:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_key(settings: dict) -> str:
     blob = json.dumps(settings, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

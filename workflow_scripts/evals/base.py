@@ -47,6 +47,10 @@ class EvalType:
     decoder_only: bool = False
 
 
+class EvalRequirementError(RuntimeError):
+    """An eval's requirement that only the job can check is not met (the message says which)."""
+
+
 @dataclass
 class EvalJob:
     """Everything one (variant, eval type) job needs; built by `workflow_scripts.steps.evaluate`."""
@@ -59,6 +63,9 @@ class EvalJob:
     artifacts_dir: Path | None  # shared LLM activation cache, or None
     d_sae: int = 0  # width (latents)
     published: tuple[str, str] | None = None  # (SAE Lens release, SAE id) of a published SAE
+    # the workflow's shared artifacts folder, for evals that key and lock their own caches in it
+    # (RAVEL); None when activation_caching.save_activations is off
+    shared_artifacts_root: Path | None = None
 
     @property
     def selected_sae(self) -> tuple:

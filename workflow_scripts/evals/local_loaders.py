@@ -3,11 +3,11 @@
 These are the loaders that `workflow_scripts.evals.patches.local_models` / `local_datasets` put in
 place of the hub loaders; they never touch the network.
 
-Model folder layout (written by ``workflow_scripts.demo``)::
-
-    model/config.json        {"hooked_transformer_config": {...HookedTransformerConfig fields...},
-                              "tokenizer_path": "../tokenizer"}   (relative to the model folder)
-    model/model.safetensors  HookedTransformer state dict
+Model folder: a HuggingFace model saved with `save_pretrained` (config.json, model.safetensors)
+with its tokenizer beside it, as `workflow_scripts.demo` writes it. transformers reads it as it
+is (SAE Bench's RAVEL); TransformerLens converts it with its own functions for a local folder
+(`get_pretrained_model_config` / `get_pretrained_state_dict`), because its `from_pretrained`
+accepts only the names of its official models.
 
 Dataset folder layout: ``{train,test,validation}.jsonl``, one JSON object a row, in the hub
 dataset's schema. Only safetensors and JSON are read (no pickles).
@@ -38,37 +38,58 @@ def load_local_model(
     device: Any = None,
     dtype: Any = None,
     default_padding_side: str | None = "left",
+    model_name: str | None = None,
     **_ignored: Any,
 ):
-    """Build a HookedTransformer from ``folder`` (config.json + model.safetensors).
+    """A HookedTransformer of the HuggingFace model saved in ``folder``, named ``model_name``.
 
-    The weights are loaded exactly as saved: the folding/centering flags of ``from_pretrained``
-    are ignored (the demo model is always returned unprocessed). The model is moved to ``device``
-    and then to ``dtype`` in two calls, because ``HookedTransformer.to(device=..., dtype=...)``
-    raises TypeError.
+    The weights are converted exactly as saved: the folding/centering flags of ``from_pretrained``
+    are ignored (the model is returned unprocessed). ``<bos>`` is prepended to text when the
+    tokenizer adds one (the demo's model was trained so). The model is moved to ``device`` and
+    then to ``dtype`` in two calls, because ``HookedTransformer.to(device=..., dtype=...)``
+    raises TypeError. Raises FileNotFoundError when the folder lacks config.json.
     """
-    from safetensors.torch import load_file
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-    from transformers import AutoTokenizer
+    import transformer_lens.loading_from_pretrained as loading
+    from transformer_lens import HookedTransformer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = Path(folder)
-    with open(folder / "config.json") as f:
-        saved = json.load(f)
-    cfg_fields = dict(saved.get("hooked_transformer_config", saved))
-    cfg_fields.pop("device", None)
-    tok_path = Path(saved.get("tokenizer_path", "../tokenizer"))
-    if not tok_path.is_absolute():
-        tok_path = (folder / tok_path).resolve()
-    # add_bos_token=True keeps TransformerLens from re-downloading the tokenizer by name
-    tokenizer = AutoTokenizer.from_pretrained(
-        str(tok_path), add_bos_token=True, padding_side="left"
+    folder = Path(folder).resolve()
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: no config.json (a save_pretrained model folder)")
+    architectures = json.loads((folder / "config.json").read_text()).get("architectures")
+    if not architectures:
+        raise ValueError(
+            f"{folder / 'config.json'} names no 'architectures': not a HuggingFace model folder "
+            "(demo folders built before the demo's model became a GPT-NeoX: rebuild the demo)"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), padding_side="left")
+    bos = tokenizer.bos_token_id
+    adds_bos = bos is not None and tokenizer.encode("a")[:1] == [bos]
+    if adds_bos:  # say so, as TransformerLens reads it (else it fetches a tokenizer by name)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(folder), padding_side="left", add_bos_token=True
+        )
+    hf_model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True)
+    cfg = loading.get_pretrained_model_config(
+        str(folder),
+        device="cpu",
+        default_prepend_bos=adds_bos,
+        local_files_only=True,
     )
-    cfg = HookedTransformerConfig(**cfg_fields, device="cpu")
+    if model_name:
+        cfg.model_name = model_name
+    state = loading.get_pretrained_state_dict(str(folder), cfg, hf_model=hf_model)
     model = HookedTransformer(
         cfg, tokenizer=tokenizer, default_padding_side=default_padding_side or "left"
     )
-    state = load_file(str(folder / "model.safetensors"), device="cpu")
-    model.load_state_dict(state, strict=True)
+    model.load_and_process_state_dict(
+        state,
+        fold_ln=False,
+        center_writing_weights=False,
+        center_unembed=False,
+        fold_value_biases=False,
+        refactor_factored_attn_matrices=False,
+    )
     model.eval()
     if device is not None:
         model = model.to(device)

@@ -14,6 +14,7 @@ from workflow_scripts.evals import (
     autointerp,
     core,
     meta_structure,
+    ravel,
     scr_tpp,
     sparse_probing,
     unlearning,
@@ -198,6 +199,26 @@ REGISTRY: dict[str, EvalType] = {
             saebench_module="sae_bench.evals.meta_structure.main",
             decoder_only=True,
         ),
+        EvalType(
+            "ravel",
+            "ravel",
+            (
+                Metric(
+                    "ravel.disentanglement_score",
+                    "RAVEL disentanglement",
+                    True,
+                    "mean of the cause and isolation scores of a latent mask trained per "
+                    "attribute on the prompts the model answers correctly; 0.5 is what a mask "
+                    "that moves nothing (or everything) scores; measured on few prompts for "
+                    "small models: replicate seeds",
+                ),
+            ),
+            ravel.run,
+            ravel.problems,
+            seed_note="samples and shuffles prompt pairs and trains its mask with random_seed "
+            "(ravel/main.py ~404-406, intervention.py ~35-70)",
+            saebench_module="sae_bench.evals.ravel.main",
+        ),
     ]
 }
 
@@ -205,14 +226,6 @@ REGISTRY: dict[str, EvalType] = {
 # SAE Bench evals the workflow does not run, and why (each has a key under `eval_types` so that
 # turning it on names these reasons instead of "unknown key").
 NOT_OFFERED: dict[str, str] = {
-    "ravel": (
-        "not wrapped yet: SAE Bench 0.6.0's evals/ravel/main.py loads a HuggingFace "
-        "transformers model by LLM_NAME_MAP (~49-52: gemma-2-2b and pythia-160m-deduped only; "
-        "it overwrites config.model_name with the hub name, ~468), downloads "
-        "adamkarvonen/ravel_prompts and caches filtered datasets relative to the working "
-        "directory; the workflow's demo model (TransformerLens weights, no entity facts) cannot "
-        "run it, so it would not be tested for real"
-    ),
     "mdl": (
         "SAE Bench 0.6.0's evals/mdl/main.py cannot run as a library: it imports loguru (:16), "
         "which sae-bench does not depend on; calculate_dl (~116) and "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import importlib
 import json
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from workflow_scripts import hub
 from workflow_scripts.evals import artifact_cache, patches
-from workflow_scripts.evals.base import EvalJob, EvalType
+from workflow_scripts.evals.base import EvalJob, EvalRequirementError, EvalType
 from workflow_scripts.evals.registry import REGISTRY
 from workflow_scripts.hub import NotCachedError
 from workflow_scripts.steps import exit_without_teardown
@@ -50,28 +49,15 @@ def _sources(settings: dict):
     return stack
 
 
-def _local_files_digest(folder: str | None) -> str | None:
-    """Content hash of the files in folder and the local datasets' folders: a rebuilt local model or
-    stand-in dataset with the same path must not reuse activations cached from the old one."""
-    if not folder:
-        return None
-    digest = hashlib.sha256()
-    for path in sorted(Path(folder).rglob("*")):
-        if path.is_file():
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def _cache_settings(settings: dict, hook_name: str) -> dict:
     """Everything that changes cached LLM activations: model, hook, eval section, seed."""
     model = settings["model"]
     return {
         "model": model["name"],
         "local_model": model.get("local_dir"),
-        "local_model_files": _local_files_digest(model.get("local_dir")),
+        "local_model_files": artifact_cache.files_digest(model.get("local_dir")),
         "local_dataset_files": {
-            name: _local_files_digest(folder)
+            name: artifact_cache.files_digest(folder)
             for name, folder in sorted(settings["local_datasets"].items())
         },
         "dtype": model["torch_dtype"],
@@ -142,13 +128,17 @@ def evaluate(
 
     if settings.get("offline"):
         # SAE Bench retries a missing model for minutes; find out in seconds instead.
-        hub_datasets = hub.eval_datasets(
+        plan = {
+            "eval_sections": {eval_type: settings["section_values"]},
+            "local_datasets": settings["local_datasets"],
+        }
+        hub.check_cached(
             {
-                "eval_sections": {eval_type: settings["section_values"]},
-                "local_datasets": settings["local_datasets"],
+                **settings,
+                "hub_datasets": hub.eval_datasets(plan),
+                "hub_snapshots": hub.eval_snapshots(plan),
             }
         )
-        hub.check_cached({**settings, "hub_datasets": hub_datasets})
     model = settings["model"]
     described = sae_folder.read_config(sae_dir)
     sae, published = loading.load_for_eval(
@@ -183,6 +173,9 @@ def evaluate(
                     artifacts,
                     d_sae=int(described["d_sae"]),
                     published=published,
+                    shared_artifacts_root=(
+                        Path(artifacts_root).resolve() if settings["save_activations"] else None
+                    ),
                 )
                 run_started = time.time()
                 saebench_started = saebench_started or run_started
@@ -304,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             args.artifacts_root,
             args.workflow_output,
         )
-    except (NoResultError, NotCachedError, CheckpointError) as error:
+    except (NoResultError, NotCachedError, CheckpointError, EvalRequirementError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
     return 0

@@ -118,12 +118,12 @@ def local_models(models: Mapping[str, str | Path]) -> Iterator[dict[str, Path]]:
 
     def from_pretrained(cls, model_name, *args, **kwargs):
         if str(model_name) in registry:
-            return load_local_model(registry[str(model_name)], **kwargs)
+            return load_local_model(registry[str(model_name)], model_name=model_name, **kwargs)
         return _call_original(orig_fp, cls, model_name, *args, **kwargs)
 
     def from_pretrained_no_processing(cls, model_name, *args, **kwargs):
         if str(model_name) in registry:
-            return load_local_model(registry[str(model_name)], **kwargs)
+            return load_local_model(registry[str(model_name)], model_name=model_name, **kwargs)
         return _call_original(orig_fpnp, cls, model_name, *args, **kwargs)
 
     HookedTransformer.from_pretrained = classmethod(from_pretrained)
@@ -329,3 +329,68 @@ def judge_client(module, model: str, base_url: str | None = None) -> Iterator[No
         yield
     finally:
         module.OpenAI = original
+
+
+# ------------------------------------------------------------------------------------------------
+# RAVEL
+# ------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def ravel_model_names(names: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, RAVEL's `LLM_NAME_MAP` (ravel/main.py:48-51, gemma-2-2b and
+    pythia-160m-deduped only) also maps each of `names` (model name -> what
+    `AutoModelForCausalLM.from_pretrained` reads: a hub id or a local folder). run_eval looks the
+    name up at :468 and loads that model and its tokenizer (:475, and at :159, :251, :321)."""
+    import sae_bench.evals.ravel.main as ravel_main
+
+    saved = dict(ravel_main.LLM_NAME_MAP)
+    ravel_main.LLM_NAME_MAP.update(names)
+    try:
+        yield
+    finally:
+        ravel_main.LLM_NAME_MAP.clear()
+        ravel_main.LLM_NAME_MAP.update(saved)
+
+
+class _TupleOutputHooks:
+    """A decoder layer whose forward hooks see and return its output as a tuple."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def register_forward_hook(self, hook, *args, **kwargs):
+        def adapted(module, inputs, output):
+            if isinstance(output, tuple):
+                return hook(module, inputs, output)
+            result = hook(module, inputs, (output,))
+            return result[0] if isinstance(result, tuple) else result
+
+        return self._module.register_forward_hook(adapted, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+@contextlib.contextmanager
+def ravel_layer_outputs() -> Iterator[None]:
+    """RAVEL's hooks on a decoder layer read `outputs[0]` as the residual stream and the
+    intervention raises "Unexpected output shape" unless the output is a tuple
+    (sae_bench_utils/activation_collection.py:56-58, ravel/mdbm.py:60-64, ravel/mdas.py alike):
+    transformers < 5 returned tuples, transformers 5 returns the hidden states tensor
+    (models/gpt_neox/modeling_gpt_neox.py GPTNeoXLayer.forward), so `outputs[0]` would be the first
+    sequence of the batch. Within the block, the layer `activation_collection.get_module` returns
+    (the one every RAVEL hook is registered on: activation_collection.py:63, intervention.py:111,
+    mdbm.py:122, mdas.py:130) hands its hooks a 1-tuple and unwraps what they return."""
+    import sae_bench.sae_bench_utils.activation_collection as activation_collection
+
+    original = activation_collection.get_module
+
+    def get_module(model, layer_num):
+        return _TupleOutputHooks(original(model, layer_num))
+
+    activation_collection.get_module = get_module
+    try:
+        yield
+    finally:
+        activation_collection.get_module = original
