@@ -322,7 +322,7 @@ def test_ravel_eval_on_the_demo_shares_its_filtered_datasets(demo, tmp_path):
     settings = {
         "eval_type": "ravel",
         "section": "ravel",
-        # as config/demo_ravel.yaml
+        # as config/demo_more_evals.yaml
         "section_values": {
             "entity_attribute_selection": {"city": ["Country", "Language"]},
             "llm_batch_size": 8,
@@ -353,8 +353,11 @@ def test_ravel_eval_on_the_demo_shares_its_filtered_datasets(demo, tmp_path):
         [result] = work.glob("*_eval_results.json")
         scores.append(json.loads(result.read_text())["eval_result_metrics"]["ravel"])
     assert scores[0] == scores[1]
+    print("RAVEL on the demo:", scores[0])
     for name in ("disentanglement_score", "cause_score", "isolation_score"):
         assert 0.0 <= scores[0][name] <= 1.0, scores[0]
+    # above what a mask that moves nothing (cause 0, isolation 1) or everything scores
+    assert scores[0]["disentanglement_score"] > 0.5, scores[0]
     [folder] = [p for p in (tmp_path / "artifacts" / "ravel").iterdir() if p.is_dir()]
     assert (folder / artifact_cache.COMPLETE).exists()
     kept = json.loads(next(folder.glob("city_*_filtered_dataset.json")).read_text())["prompts"]

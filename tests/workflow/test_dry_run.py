@@ -88,6 +88,23 @@ def test_demo_config_dry_run(tmp_path):
     assert len(evals) == len(variants) * len({e for e, _ in evals})
 
 
+def test_more_evals_overlay_plans_ravel_meta_structure_and_autointerp(tmp_path):
+    """config/demo_more_evals.yaml: RAVEL and autointerp for every variant, meta-structure once
+    per decoder (the derived variants reuse their baseline's), with the default demo's evals."""
+    jobs = dry_run(
+        tmp_path,
+        "--configfile",
+        str(REPO / "config" / "demo.yaml"),
+        str(REPO / "config" / "demo_more_evals.yaml"),
+    )
+    evals = {(j["eval_type"], j["variant"]) for j in jobs if j["rule"] == "evaluate"}
+    variants = {v for e, v in evals if e == "core"}
+    assert {v for e, v in evals if e == "ravel"} == variants
+    assert {v for e, v in evals if e == "autointerp"} == variants
+    assert {v for e, v in evals if e == "meta_structure"} == {"baseline"}
+    assert {"core", "sparse_probing", "scr", "tpp"} <= {e for e, _ in evals}
+
+
 def test_replicates_run_seed_dependent_evals_once_per_extra_seed(tmp_path):
     """... and meta-structure, which reads only the decoder, once per decoder: never for the
     derived variants, which reuse their baseline's."""

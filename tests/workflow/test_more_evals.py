@@ -4,7 +4,8 @@ The session's shared demo run (tests/conftest.py) has absorption, sparse_probing
 meta_structure enabled on one variant of each family; the other tests run single jobs
 in-process on its SAE folders: absorption's silent empty result must fail with its reason, its
 probe cache must live under the artifacts folder and move when a setting changes, and
-autointerp's real OpenAI client talks to a judge server on 127.0.0.1 (tests/judge_server.py).
+autointerp's real OpenAI client talks to a judge server on 127.0.0.1
+(workflow_scripts/demo/judge.py).
 """
 
 import json
@@ -14,9 +15,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import yaml
-from judge_server import JudgeServer
 
 from conftest import REPO, SHARED_VARIANTS, evaluated_variants
+from workflow_scripts.demo.judge import JudgeServer
 from workflow_scripts.evals import absorption, sparse_probing
 from workflow_scripts.evals.registry import REGISTRY
 from workflow_scripts.plan.config import validate_config

@@ -38,6 +38,7 @@ import os
 import shutil
 from pathlib import Path
 
+from workflow_scripts.evals import artifact_cache
 from workflow_scripts.evals.base import EvalJob, EvalRequirementError, saebench_config
 
 PROMPTS_DATASET = "adamkarvonen/ravel_prompts"  # also hub.SNAPSHOT_DATASETS["ravel"]
@@ -87,14 +88,12 @@ def problems(config: dict, widths: dict) -> list[str]:
 def dataset_settings(job: EvalJob, prompts_digest: str | None) -> dict:
     """What RAVEL's filtered datasets depend on: the model, its dtype, the prompts files and
     RAVEL's dataset settings (the seed only where it samples: full_dataset_downsample)."""
-    from workflow_scripts.evals.artifact_cache import files_digest
-
     model = job.settings["model"]
     section = job.settings["section_values"]
     config = saebench_config(_config_class(), job)
     return {
         "model": model["name"],
-        "local_model_files": files_digest(model.get("local_dir")),
+        "local_model_files": artifact_cache.files_digest(model.get("local_dir")),
         "dtype": config.llm_dtype,
         "prompts": prompts_digest,
         **{key: getattr(config, key) for key in DATASET_KEYS},
@@ -139,7 +138,9 @@ def model_source(job: EvalJob) -> dict[str, str]:
 def run(job: EvalJob) -> None:
     import sae_bench.evals.ravel.main as ravel_main
 
-    from workflow_scripts.evals import artifact_cache, patches
+    # lazy, as in the other runners: patches imports SAE Bench's modules when applied, and this
+    # module is read at DAG time through the registry
+    from workflow_scripts.evals import patches
 
     prompts = prompts_folder(job)
     root = job.shared_artifacts_root or job.work_dir / "artifacts"
