@@ -5,7 +5,7 @@ Bench's runner directly, with the same metrics and the release's real ids in the
 - `sae_bench_pythia70m_sweep_gated_ctx128_0730` (conversion dictionary_learning_1): a Gated
   checkpoint (dictionary_learning's GatedAutoEncoder layout) at its first SAE's path;
 - `pythia-70m-deduped-res-sm` (SAE Lens's own format, no conversion): `cfg.json` +
-  `sae_weights.safetensors` written by SAE Lens itself at the path of `blocks.1.hook_resid_post`.
+  `sae_weights.safetensors` written by SAE Lens itself at the path of `blocks.0.hook_resid_post`.
 
 Both are made from the demo SAE's weights, on the demo model's hook (layer 0), and the run names
 the demo model `pythia-70m-deduped` (it is loaded from its local folder under that name) so the
@@ -24,7 +24,7 @@ from workflow_scripts.plan.releases import resolve
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 GATED = ("sae_bench_pythia70m_sweep_gated_ctx128_0730", "blocks.3.hook_resid_post__trainer_0")
-NATIVE = ("pythia-70m-deduped-res-sm", "blocks.1.hook_resid_post")
+NATIVE = ("pythia-70m-deduped-res-sm", "blocks.0.hook_resid_post")
 MODEL = "pythia-70m-deduped"
 
 
@@ -111,7 +111,7 @@ def run(tmp_path_factory):
         comparison_saes={
             "enabled": True,
             "sae_regex_pattern": f"({GATED[0]}|{NATIVE[0]})",
-            "sae_block_pattern": r"blocks\.(3\.hook_resid_post__trainer_0|1\.hook_resid_post)",
+            "sae_block_pattern": r"blocks\.(3\.hook_resid_post__trainer_0|0\.hook_resid_post)",
         },
         hf_home=str(hf_home),
         eval_types={
