@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from conftest import copy_demo_assets, run_snakemake, seed_demo_assets, write_config
+from conftest import REPO, copy_demo_assets, run_snakemake, seed_demo_assets, write_config
 from workflow_scripts.demo.build import (
     BIAS_IN_BIOS,
     BIAS_IN_BIOS_SET1,
@@ -322,14 +323,9 @@ def test_ravel_eval_on_the_demo_shares_its_filtered_datasets(demo, tmp_path):
     settings = {
         "eval_type": "ravel",
         "section": "ravel",
-        # as config/demo_more_evals.yaml
-        "section_values": {
-            "entity_attribute_selection": {"city": ["Country", "Language"]},
-            "llm_batch_size": 8,
-            "num_pairs_per_attribute": 200,
-            "num_epochs": 10,
-            "learning_rate": 0.01,
-        },
+        "section_values": yaml.safe_load((REPO / "config" / "demo_more_evals.yaml").read_text())[
+            "ravel"
+        ],
         "model": {
             "name": MODEL_NAME,
             "local_dir": model_dir,
