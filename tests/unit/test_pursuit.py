@@ -18,6 +18,7 @@ def randn(*shape, seed=1, dtype=torch.float64):
 # ---------------------------------------------------------------------------------------- MP
 
 
+@pytest.mark.parametrize("backend", ["numba", "torch"])
 @pytest.mark.parametrize("nonneg", [False, True])
 @pytest.mark.parametrize(
     "d_in,d_sae,shape,steps",
@@ -28,11 +29,11 @@ def randn(*shape, seed=1, dtype=torch.float64):
         (24, 100, (2, 5, 24), 10),  # d_sae not a multiple of the argmax block
     ],
 )
-def test_mp_fast_matches_reference(d_in, d_sae, shape, steps, nonneg):
+def test_mp_fast_matches_reference(d_in, d_sae, shape, steps, nonneg, backend):
     W = unit_dict(d_sae, d_in)
     x = randn(*shape)
     ref = P.matching_pursuit_reference(x, W, steps, nonneg=nonneg)
-    fast = P.matching_pursuit(x, W, steps, nonneg=nonneg, chunk_tokens=7)
+    fast = P.matching_pursuit(x, W, steps, nonneg=nonneg, chunk_tokens=7, backend=backend)
     assert fast.shape == (*shape[:-1], d_sae)
     torch.testing.assert_close(fast, ref, atol=1e-4, rtol=0)
     if nonneg:
@@ -75,14 +76,35 @@ def test_mpsae_takes_the_bounded_path_past_the_budget(monkeypatch):
     torch.testing.assert_close(sae.encode(x), with_gram, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("backend", ["numba", "torch"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_mp_fp32_bf16_input(dtype):
+def test_mp_fp32_bf16_input(dtype, backend):
     W = unit_dict(256, 32, dtype=torch.float32)
     x = randn(4, 9, 32, dtype=torch.float32).to(dtype)
     ref = P.matching_pursuit_reference(x, W, 20)
-    fast = P.matching_pursuit(x, W, 20, gram=P.decoder_gram(W))
+    fast = P.matching_pursuit(x, W, 20, gram=P.decoder_gram(W), backend=backend)
     assert fast.dtype == torch.float32
     torch.testing.assert_close(fast, ref, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_mp_backends_pick_the_first_of_tied_atoms(nonneg):
+    """Integer-valued correlations tie often: both backends pick the first index, as the
+    reference's torch.argmax does, so the codes are equal exactly."""
+    g = torch.Generator().manual_seed(5)
+    W = torch.eye(64, dtype=torch.float64)[torch.randperm(64, generator=g)]  # orthonormal atoms
+    x = torch.randint(-3, 4, (30, 64), generator=g).double()  # many equal |correlations|
+    ref = P.matching_pursuit_reference(x, W, 12, nonneg=nonneg)
+    for backend in ("numba", "torch"):
+        assert torch.equal(P.matching_pursuit(x, W, 12, nonneg=nonneg, backend=backend), ref)
+
+
+def test_mp_backend_is_checked():
+    W, x = unit_dict(32, 8), randn(4, 8)
+    with pytest.raises(ValueError, match="backend must be"):
+        P.matching_pursuit(x, W, 3, backend="cuda")
+    with pytest.raises(ValueError, match="numba backend runs on CPU with a Gram"):
+        P.matching_pursuit(x, W, 3, backend="numba", gram_budget_bytes=0)
 
 
 def test_row_argmax_matches_torch_with_ties():
@@ -239,7 +261,8 @@ def test_bench_script_runs_small_and_ends_with_result_line(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert (
         lines[-1]
-        == f"RESULT mp_vs_relu={out['mp_vs_relu']:.3f} ihtp_speedup={out['ihtp_speedup']:.3f}"
+        == f"RESULT mp_vs_relu={out['mp_vs_relu']:.3f} ihtp_speedup={out['ihtp_speedup']:.3f} "
+        f"mp_torch_vs_relu={out['mp_torch_vs_relu']:.3f}"
     )
     assert any("timed on 8 tokens, scaled x3" in line for line in lines)
 

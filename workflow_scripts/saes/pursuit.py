@@ -11,7 +11,6 @@ bfloat16 activations work; codes are returned in that compute dtype and callers 
 """
 
 import os
-import warnings
 
 import torch
 
@@ -102,23 +101,6 @@ def _row_argmax(c: torch.Tensor, absolute: bool, block: int = 128) -> torch.Tens
     return bi * block + first.long().clamp_max_(block - 1)  # (T,)
 
 
-def _subtract_gram_rows(c: torch.Tensor, G: torch.Tensor, j: torch.Tensor, v: torch.Tensor) -> None:
-    """In place c -= v[:, None] * G[j]. c: (T, n), G: (n, n), j and v: (T,).
-
-    On CPU a one-nonzero-per-row CSR matrix times G does the gather and the update in one pass
-    (~2x faster than index_select + addcmul, and no T x n buffer); elsewhere the plain form.
-    """
-    T, n = c.shape
-    if c.device.type == "cpu":
-        rows = torch.arange(T + 1, device=c.device)
-        S = torch.sparse_csr_tensor(
-            rows, j, v, size=(T, n), check_invariants=False
-        )  # S[t, j_t] = v_t
-        torch.addmm(c, S, G, alpha=-1, out=c)
-    else:
-        c.addcmul_(G.index_select(0, j), v[:, None], value=-1)
-
-
 def matching_pursuit(
     xc: torch.Tensor,
     W_dec: torch.Tensor,
@@ -127,6 +109,7 @@ def matching_pursuit(
     gram: torch.Tensor | None = None,
     chunk_tokens: int | None = None,
     gram_budget_bytes: int | None = None,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Matching pursuit with the Gram update; same result as matching_pursuit_reference.
 
@@ -139,21 +122,20 @@ def matching_pursuit(
     O(d_sae) per token instead of the O(d_in d_sae) matmul, so a step is ~d_in times cheaper.
     Tokens are processed `chunk_tokens` at a time so the working set stays bounded; default
     CPU_CHUNK_TOKENS (512 x 4096 fp32 = 8 MiB) on CPU, where on 2 cores 512 beat 1024 by 6-9%
-    in three runs of 8,192 tokens (128: -23%, 256: -3%; the blocks then sit in the L3 cache) and
+    in three runs of 8,192 tokens with the torch loop (128: -23%, 256: -3%; the blocks then sit
+    in the L3 cache; the numba loop is within noise from 256 to 2,048) and
     OTHER_CHUNK_TOKENS elsewhere (bigger blocks keep a GPU busy; not yet measured on one).
     Extra memory (besides the returned codes, N x d_sae): the Gram, d_sae^2 floats (unless passed
     in), plus chunk_tokens x d_sae floats of correlations (a second such buffer off CPU).
     No periodic re-correlation: fp32 drift over 100 steps stays ~1e-5 relative (tested vs the
     reference); use float64 input if more is needed.
-    Where the time goes (torch profiler, 1,024 tokens x 4,096 latents, s = 100, 2 CPU cores):
-    the CSR addmm 41% (reads the picked Gram rows, reads and writes c), the amax + amin of the
-    argmax 22% (two more passes over c), the first correlation matmul 12% (a ReLU encode's
-    work), the small gathers the rest. The floor: a step must read a Gram row and read and write
-    c, ~3 passes of d_sae floats per token where this makes 5, so about 3x a ReLU encode at the
-    machine's memory bandwidth; no stock op finds max |c| in one pass (vector_norm(inf) and
-    aminmax are unvectorised on CPU, 10-30x slower). Tried and not kept: a strided block layout
-    (within noise), recording picks for one scatter_add per chunk (2%), torch.compile of a fused
-    step (10-20% faster per step, after an 18 s compile per process).
+    Backends: "numba" (CPU with a Gram; the default there) runs each token's steps in a compiled
+    loop, its correlations in cache (saes/mp_kernel.py: ~2x faster than the torch loop on CPU);
+    "torch" (the default elsewhere, and the bounded-memory path everywhere) runs a step for the
+    whole chunk with stock ops: argmax, gather, c -= v G[j] by index_select + addcmul.
+    Where the torch loop's time goes on CPU (torch profiler, 1,024 tokens x 4,096 latents,
+    s = 100, 2 cores): the Gram-row update ~40%, the argmax's two passes ~22%, the first
+    correlation matmul 12%, the small gathers the rest: every op a pass over the chunk.
     xc: (..., d_in); W_dec: (d_sae, d_in); gram: (d_sae, d_sae) or None. Returns z: (..., d_sae).
     """
     dt = compute_dtype(xc)
@@ -164,29 +146,41 @@ def matching_pursuit(
         G = decoder_gram(W, dt)
     else:  # bounded memory: the Gram rows a step needs, made on the fly
         G = None
+    if backend == "auto":
+        backend = "numba" if xc.device.type == "cpu" and G is not None else "torch"
+    if backend not in ("numba", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+    if backend == "numba":
+        if xc.device.type != "cpu" or G is None:
+            raise ValueError("the numba backend runs on CPU with a Gram (it fits the budget)")
+        # imported here: numba (~0.3 s) only for the jobs that run MP on CPU
+        from workflow_scripts.saes import mp_kernel
+
+        G_np = G.detach().contiguous().numpy()  # codes are not differentiable (argmax)
     if chunk_tokens is None:
         chunk_tokens = CPU_CHUNK_TOKENS if xc.device.type == "cpu" else OTHER_CHUNK_TOKENS
     x = xc.reshape(-1, xc.shape[-1])  # (N, d_in)
     z = torch.zeros(x.shape[0], W.shape[0], dtype=dt, device=xc.device)  # (N, d_sae)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta")
-        for start in range(0, x.shape[0], chunk_tokens):
-            xs = x[start : start + chunk_tokens].to(dt)  # (T, d_in)
-            zs = z[start : start + chunk_tokens]  # (T, d_sae) view into z
-            c = xs @ W.T  # (T, d_sae) correlations of the residual
-            for _ in range(steps):
-                j = _row_argmax(c, absolute=not nonneg)  # (T,)
-                # gather / scatter_add rather than c[rows, j] and zs[rows, j] += v: the same
-                # values, a quarter of the per-step cost of advanced indexing on CPU
-                v = c.gather(1, j[:, None])  # (T, 1)
-                if nonneg:
-                    v = v.clamp_min(0)
-                zs.scatter_add_(1, j[:, None], v)  # one pick per row per step: no collisions
-                v = v[:, 0]  # (T,)
-                if G is None:
-                    c.addmm_(v[:, None] * W[j], W.T, alpha=-1)  # c -= (v W[j]) W^T = v G[j]
-                else:
-                    _subtract_gram_rows(c, G, j, v)  # c -= v * G[j]
+    for start in range(0, x.shape[0], chunk_tokens):
+        xs = x[start : start + chunk_tokens].to(dt)  # (T, d_in)
+        zs = z[start : start + chunk_tokens]  # (T, d_sae) view into z
+        c = xs @ W.T  # (T, d_sae) correlations of the residual
+        if backend == "numba":
+            threads = torch.get_num_threads()  # the job's CPU share, as torch reads it
+            mp_kernel.run_steps(c.detach().numpy(), zs.numpy(), G_np, steps, nonneg, threads)
+            continue
+        for _ in range(steps):
+            j = _row_argmax(c, absolute=not nonneg)  # (T,)
+            # gather / scatter_add rather than c[rows, j] and zs[rows, j] += v: the same
+            # values, a quarter of the per-step cost of advanced indexing on CPU
+            v = c.gather(1, j[:, None])  # (T, 1)
+            if nonneg:
+                v = v.clamp_min(0)
+            zs.scatter_add_(1, j[:, None], v)  # one pick per row per step: no collisions
+            if G is None:
+                c.addmm_(v * W[j], W.T, alpha=-1)  # c -= (v W[j]) W^T = v G[j]
+            else:
+                c.addcmul_(G.index_select(0, j), v, value=-1)  # c -= v * G[j]
     return z.reshape(*xc.shape[:-1], W.shape[0])
 
 

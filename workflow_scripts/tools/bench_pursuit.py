@@ -4,7 +4,9 @@
 
 Prints the median of several repeats for: ReLU encode, reference MP, fast MP, reference IHTP,
 fast IHTP, the ratios, and last one machine-readable line
-`RESULT mp_vs_relu=<fast MP / ReLU> ihtp_speedup=<reference IHTP / fast IHTP>`.
+`RESULT mp_vs_relu=<fast MP / ReLU> ihtp_speedup=<reference IHTP / fast IHTP>
+mp_torch_vs_relu=<fast MP with the torch backend / ReLU>` (on CPU the fast MP is the numba
+backend; the torch backend is timed beside it in the same run).
 Data: a random unit-norm dictionary and Gaussian activations (timings, not quality).
 
     python -m workflow_scripts.tools.bench_pursuit --wide [--d-sae 65536 --seqs 4 --steps 10]
@@ -215,6 +217,10 @@ def main(argv=None) -> dict:
             "mp": lambda: P.matching_pursuit(
                 xc, W_dec, a.steps, gram=G, chunk_tokens=a.chunk_tokens
             ),
+            # the stock-op step loop (the default off CPU), for comparison in the same run
+            "mp_torch": lambda: P.matching_pursuit(
+                xc, W_dec, a.steps, gram=G, chunk_tokens=a.chunk_tokens, backend="torch"
+            ),
             "ihtp_ref": lambda: P.ihtp_reference(xc[:n_seq_ref], W_dec, a.k),
             "ihtp": lambda: P.ihtp(xc, W_dec, a.k),
         },
@@ -254,6 +260,7 @@ def main(argv=None) -> dict:
         if n_seq_ref == a.seqs
         else f"timed on {n_seq_ref} sequences, scaled x{a.seqs / n_seq_ref:g}"
     )
+    row("fast MP, torch backend", t["mp_torch"], "stock ops: the default off CPU")
     row(f"reference IHTP k={a.k}", t_ihtp_ref, ref_note)
     row(
         f"fast IHTP k={a.k}",
@@ -263,11 +270,20 @@ def main(argv=None) -> dict:
     mp_vs_relu, ihtp_speedup = t_mp / t_relu, t_ihtp_ref / t_ihtp
     print("ratios:")
     print(f"  fast MP / relu encode       {mp_vs_relu:8.2f}  (target <= 5)")
+    print(f"  fast MP (torch) / relu      {t['mp_torch'] / t_relu:8.2f}")
     print(f"  reference MP / relu encode  {t_mp_ref / t_relu:8.2f}")
     print(f"  reference MP / fast MP      {t_mp_ref / t_mp:8.2f}")
     print(f"  reference IHTP / fast IHTP  {ihtp_speedup:8.2f}  (target >= 6)")
-    print(f"RESULT mp_vs_relu={mp_vs_relu:.3f} ihtp_speedup={ihtp_speedup:.3f}")
-    return {"mp_vs_relu": mp_vs_relu, "ihtp_speedup": ihtp_speedup}
+    mp_torch_vs_relu = t["mp_torch"] / t_relu
+    print(
+        f"RESULT mp_vs_relu={mp_vs_relu:.3f} ihtp_speedup={ihtp_speedup:.3f} "
+        f"mp_torch_vs_relu={mp_torch_vs_relu:.3f}"
+    )
+    return {
+        "mp_vs_relu": mp_vs_relu,
+        "ihtp_speedup": ihtp_speedup,
+        "mp_torch_vs_relu": mp_torch_vs_relu,
+    }
 
 
 if __name__ == "__main__":
