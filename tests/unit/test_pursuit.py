@@ -1,5 +1,8 @@
 """Fast pursuit paths against the readable references, plus the invariants of the spec."""
 
+import functools
+
+import numpy as np
 import pytest
 import torch
 
@@ -97,6 +100,40 @@ def test_mp_backends_pick_the_first_of_tied_atoms(nonneg):
     ref = P.matching_pursuit_reference(x, W, 12, nonneg=nonneg)
     for backend in ("numba", "torch"):
         assert torch.equal(P.matching_pursuit(x, W, 12, nonneg=nonneg, backend=backend), ref)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_mp_fp32_nonneg(backend):
+    W = unit_dict(300, 24, dtype=torch.float32)
+    x = randn(5, 7, 24, dtype=torch.float32)
+    ref = P.matching_pursuit_reference(x, W, 15, nonneg=True)
+    fast = P.matching_pursuit(x, W, 15, nonneg=True, backend=backend)
+    torch.testing.assert_close(fast, ref, atol=1e-4, rtol=0)
+    assert (fast >= 0).all()
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_a_nan_in_the_decoder_reaches_the_codes_as_in_the_reference(backend):
+    """The compiled loop assumes finite numbers: a NaN atom sends MP to the torch loop, whose
+    codes carry the NaN as the reference's do (never finite codes that skip it)."""
+    W = unit_dict(64, 8, seed=2)
+    W[5] = float("nan")
+    x = randn(6, 8)
+    assert torch.isnan(P.matching_pursuit_reference(x, W, 4)).any()
+    assert torch.isnan(P.matching_pursuit(x, W, 4, backend=backend)).any()
+
+
+def test_the_compiled_steps_refuse_what_they_cannot_run():
+    from workflow_scripts.saes import mp_kernel
+
+    c, G = np.ones((3, 8), np.float32), np.eye(8, dtype=np.float32)
+    with pytest.raises(TypeError, match="one float dtype"):
+        mp_kernel.run_steps(c, np.zeros((3, 8)), G, 2, False, 1)
+    with pytest.raises(ValueError, match="c must be C-contiguous"):
+        mp_kernel.run_steps(np.ones((8, 3), np.float32).T, np.zeros_like(c), G, 2, False, 1)
+    c[1, 2], z = np.inf, np.zeros_like(c)
+    assert not mp_kernel.run_steps(c, z, G, 2, False, 1)
+    assert (z == 0).all() and c[0, 0] == 1  # untouched
 
 
 def test_mp_backend_is_checked():
@@ -245,7 +282,8 @@ def test_nonneg_mp_stops_adding_when_all_correlations_are_negative():
     W = unit_dict(64, 8, seed=15).abs()
     W = W / W.norm(dim=1, keepdim=True)
     x = -randn(5, 8, seed=16).abs()  # every correlation < 0
-    for f in (P.matching_pursuit, P.matching_pursuit_reference):
+    fast = [functools.partial(P.matching_pursuit, backend=b) for b in ("numba", "torch")]
+    for f in (*fast, P.matching_pursuit_reference):
         assert (f(x, W, 6, nonneg=True) == 0).all()  # relu(c[j]) = 0: nothing to add
         assert (f(x, W, 6) != 0).any()
 

@@ -10,20 +10,60 @@ max, all in cache; only the Gram row G[j] comes from memory. Measured with
 `python -m workflow_scripts.tools.bench_pursuit` (d_in 512, d_sae 4,096, 8,192 tokens, s = 100,
 2 CPU cores, medians of 5 runs): the torch step loop 6.2x a ReLU encode, this one 3.5x.
 
-Compiled on first use (~3 s) and cached next to this file (numba's `cache=True`; set
-NUMBA_CACHE_DIR where the source tree is read-only), then ~0.3 s to load per process.
+Compiled for float32 and float64 when this module is first imported on a machine (~7 s on 2
+cores), then loaded from numba's cache (~0.5 s a process, numba's import included). The cache
+sits in one folder per CPU model (see `_cache_dir`): numba's cache index is not safe when
+processes on different CPU models write one folder at once (numba issues #4807, #10128), as jobs
+on a mixed cluster sharing this tree would.
 """
+
+import os
+import tempfile
+import threading
+from pathlib import Path
 
 import numba
 import numpy as np
+from llvmlite import binding
 
-# Instruction flags for LLVM. Not 'reassoc': sums keep their order, so codes do not depend on
-# vector width. 'nnan'/'ninf' let the max reduction vectorise; a NaN correlation still reaches
-# the codes (the value at the picked index is read back, not assumed).
+
+def _cache_dir() -> str:
+    """NUMBA_CACHE_DIR if set, else `__pycache__/numba-<cpu model>/` beside this file, or under
+    the temporary folder where the source tree is read-only (numba would otherwise fail with
+    "no locator available")."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    name = f"numba-{binding.get_host_cpu_name()}"
+    for parent in (Path(__file__).parent / "__pycache__", Path(tempfile.gettempdir())):
+        folder = parent / name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            return str(folder)
+    return ""  # numba's own locators then decide (and refuse if none is writable)
+
+
+# Read by numba when the functions below are decorated; a process-wide setting, harmless here:
+# nothing else in a job compiles with numba.
+numba.config.CACHE_DIR = _cache_dir()
+
+# Instruction flags for LLVM. Not 'reassoc': sums keep their order. 'contract' fuses c - v*g into
+# one FMA where the CPU has it, so the last bit of the codes can differ between CPU models (a
+# near-tie may then pick another atom, as any change of rounding can). 'nnan'/'ninf' let the max
+# reduction vectorise: they make NaN and inf undefined inside the loop, so `run_steps` refuses
+# non-finite input and the caller takes the torch loop, which propagates NaN as the reference.
 _FASTMATH = {"nnan", "ninf", "nsz", "contract"}
 
+# Eager signatures: both dtypes compiled (or loaded) at once, so concurrent first runs write
+# the same cache entries in the same order.
+_TYPES = ("float32", "float64")
+_TOKEN_SIGS = [f"void({t}[::1], {t}[::1], {t}[:, ::1], int64, boolean)" for t in _TYPES]
+_BLOCK_SIGS = [f"void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], int64, boolean)" for t in _TYPES]
 
-@numba.njit(boundscheck=False, fastmath=_FASTMATH, cache=True)
+
+@numba.njit(_TOKEN_SIGS, boundscheck=False, fastmath=_FASTMATH, cache=True)
 def _token_steps(c, z, G, steps, nonneg):  # pragma: no cover - compiled
     """`steps` MP steps for one token, in place. c: (n,) correlations of the residual;
     z: (n,) codes, added to; G: (n, n) decoder Gram."""
@@ -39,7 +79,7 @@ def _token_steps(c, z, G, steps, nonneg):  # pragma: no cover - compiled
             j = n
             for i in range(n):
                 j = min(j, i if abs(c[i]) == m else n)
-        j = j if j < n else 0  # no entry equal to the max: only with NaNs, which then propagate
+        j = j if j < n else 0  # unreachable for finite input (run_steps checks it)
         v = c[j]
         if nonneg and v < 0:
             v -= v  # relu, kept in c's dtype
@@ -49,7 +89,7 @@ def _token_steps(c, z, G, steps, nonneg):  # pragma: no cover - compiled
             c[i] -= v * g[i]
 
 
-@numba.njit(parallel=True, boundscheck=False, cache=True)
+@numba.njit(_BLOCK_SIGS, parallel=True, boundscheck=False, cache=True)
 def _steps(c, z, G, steps, nonneg):  # pragma: no cover - compiled
     # the per-token body is its own function: inlined into the parallel loop it did not
     # vectorise (2.7x slower per thread)
@@ -57,19 +97,37 @@ def _steps(c, z, G, steps, nonneg):  # pragma: no cover - compiled
         _token_steps(c[t], z[t], G, steps, nonneg)
 
 
-def run_steps(c: np.ndarray, z: np.ndarray, G: np.ndarray, steps: int, nonneg: bool, threads: int):
+# numba's default threading layer on a PyPI install without a system OpenMP (workqueue) aborts
+# the process when two Python threads enter a parallel function at once
+_LOCK = threading.Lock()
+
+
+def run_steps(
+    c: np.ndarray, z: np.ndarray, G: np.ndarray, steps: int, nonneg: bool, threads: int
+) -> bool:
     """MP steps for a block of tokens, in place: picks j_t = argmax |c_t| (argmax c_t if
     nonneg; first index on ties, as torch.argmax), adds v = c_t[j] (relu'd if nonneg) to
     z_t[j] and subtracts v G[j] from c_t, `steps` times.
 
     c: (T, n) correlations of the residual, updated; z: (T, n) codes, added to; G: (n, n);
-    all C-contiguous and of one float dtype (float32 or float64). threads: numba threads to use
-    (capped at numba's maximum).
+    all C-contiguous and of one float dtype (float32 or float64); G finite (the compiled loop
+    assumes finite numbers; the caller checks G once, not per block). threads: numba threads to
+    use (capped at numba's maximum, which follows the process's CPU affinity).
+    Returns False, touching nothing, if c holds a NaN or inf; raises TypeError / ValueError on
+    another dtype or a non-contiguous array.
     """
     if not (c.dtype == z.dtype == G.dtype) or c.dtype not in (np.float32, np.float64):
         raise TypeError(f"one float dtype expected, got {c.dtype}, {z.dtype}, {G.dtype}")
     for name, a in (("c", c), ("z", z), ("G", G)):
         if not a.flags.c_contiguous:
             raise ValueError(f"{name} must be C-contiguous")
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    _steps(c, z, G, steps, nonneg)
+    if not np.isfinite(c).all():
+        return False
+    with _LOCK:
+        before = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        try:
+            _steps(c, z, G, steps, nonneg)
+        finally:
+            numba.set_num_threads(before)
+    return True

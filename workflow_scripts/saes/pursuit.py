@@ -12,6 +12,7 @@ bfloat16 activations work; codes are returned in that compute dtype and callers 
 
 import os
 
+import numpy as np
 import torch
 
 # Largest decoder Gram (d_sae^2 floats) matching pursuit may hold, in bytes. Default 4 GiB: the
@@ -126,7 +127,8 @@ def matching_pursuit(
     in the L3 cache; the numba loop is within noise from 256 to 2,048) and
     OTHER_CHUNK_TOKENS elsewhere (bigger blocks keep a GPU busy; not yet measured on one).
     Extra memory (besides the returned codes, N x d_sae): the Gram, d_sae^2 floats (unless passed
-    in), plus chunk_tokens x d_sae floats of correlations (a second such buffer off CPU).
+    in), plus chunk_tokens x d_sae floats of correlations (a second such buffer with the torch
+    backend, for the gathered Gram rows).
     No periodic re-correlation: fp32 drift over 100 steps stays ~1e-5 relative (tested vs the
     reference); use float64 input if more is needed.
     Backends: "numba" (CPU with a Gram; the default there) runs each token's steps in a compiled
@@ -153,10 +155,12 @@ def matching_pursuit(
     if backend == "numba":
         if xc.device.type != "cpu" or G is None:
             raise ValueError("the numba backend runs on CPU with a Gram (it fits the budget)")
-        # imported here: numba (~0.3 s) only for the jobs that run MP on CPU
+        # imported here: numba (~0.5 s with its cache) only for the jobs that run MP on CPU
         from workflow_scripts.saes import mp_kernel
 
         G_np = G.detach().contiguous().numpy()  # codes are not differentiable (argmax)
+        if not np.isfinite(G_np).all():  # the compiled loop assumes finite numbers
+            backend = "torch"  # which propagates NaN as the reference does
     if chunk_tokens is None:
         chunk_tokens = CPU_CHUNK_TOKENS if xc.device.type == "cpu" else OTHER_CHUNK_TOKENS
     x = xc.reshape(-1, xc.shape[-1])  # (N, d_in)
@@ -167,8 +171,8 @@ def matching_pursuit(
         c = xs @ W.T  # (T, d_sae) correlations of the residual
         if backend == "numba":
             threads = torch.get_num_threads()  # the job's CPU share, as torch reads it
-            mp_kernel.run_steps(c.detach().numpy(), zs.numpy(), G_np, steps, nonneg, threads)
-            continue
+            if mp_kernel.run_steps(c.detach().numpy(), zs.numpy(), G_np, steps, nonneg, threads):
+                continue  # else a non-finite correlation: this block takes the torch loop
         for _ in range(steps):
             j = _row_argmax(c, absolute=not nonneg)  # (T,)
             # gather / scatter_add rather than c[rows, j] and zs[rows, j] += v: the same
