@@ -12,7 +12,6 @@ bfloat16 activations work; codes are returned in that compute dtype and callers 
 
 import os
 
-import numpy as np
 import torch
 
 # Largest decoder Gram (d_sae^2 floats) matching pursuit may hold, in bytes. Default 4 GiB: the
@@ -159,7 +158,7 @@ def matching_pursuit(
         from workflow_scripts.saes import mp_kernel
 
         G_np = G.detach().contiguous().numpy()  # codes are not differentiable (argmax)
-        if not np.isfinite(G_np).all():  # the compiled loop assumes finite numbers
+        if not bool(torch.isfinite(G).all()):  # the compiled loop assumes finite numbers
             backend = "torch"  # which propagates NaN as the reference does
     if chunk_tokens is None:
         chunk_tokens = CPU_CHUNK_TOKENS if xc.device.type == "cpu" else OTHER_CHUNK_TOKENS
