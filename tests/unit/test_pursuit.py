@@ -194,6 +194,7 @@ def rel(a, b):
         (16, 64, 5, 12, 3),  # supports > d_in: input Gram, near-exact fit
         (32, 256, 3, 20, 4),
         (64, 512, 2, 40, 2),
+        (15, 64, 3, 12, 3),  # odd d_in: the input Gram's two column blocks differ in width
     ],
 )
 def test_ihtp_fast_matches_reference(d_in, d_sae, B, L, k):
@@ -205,6 +206,13 @@ def test_ihtp_fast_matches_reference(d_in, d_sae, B, L, k):
     assert rel(fast @ W, ref @ W) < 1e-4
     # (L, d_in) input is one sequence
     assert rel(P.ihtp(x[1], W, k) @ W, ref[1] @ W) < 1e-4
+
+
+@pytest.mark.parametrize("d_in", [7, 8])
+def test_input_gram_is_the_full_product(d_in):
+    D = randn(3, 20, d_in, seed=d_in, dtype=torch.float64)  # (B, S, d_in)
+    out = torch.full((3, d_in, d_in), float("nan"), dtype=torch.float64)  # stale scratch
+    assert torch.allclose(P._input_gram(D, out), D.mT @ D, rtol=0, atol=1e-12)
 
 
 def test_ihtp_mixed_support_sizes_in_one_batch():

@@ -249,10 +249,34 @@ def _psd_solve(G: torch.Tensor, R: torch.Tensor, rtol: float) -> torch.Tensor:
     return out
 
 
-def _least_squares_on_support(xc: torch.Tensor, D: torch.Tensor, valid: torch.Tensor, rtol: float):
+def _input_gram(D: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out[b] = D[b]^T D[b] for D (B, S, d_in), out (B, d_in, d_in); returns out.
+
+    Why not one bmm: the Gram is symmetric, so its lower half in two column blocks (the top-left
+    block, then the bottom rows in full) is 3/4 of the flops, and the top-right block is a copy.
+    Measured on 2 CPU cores (d_in 512, S ~1,100, 8 sequences): 31-35 ms against 40-44 ms for the
+    full product; four blocks were slower than two (the products get too small). BLAS's symmetric
+    rank-k update (syrk) would halve the flops, but torch does not expose it, and OpenBLAS's
+    through scipy measured no faster than the two blocks here.
+    """
+    h = D.shape[-1] // 2
+    torch.bmm(D[:, :, :h].mT, D[:, :, :h], out=out[:, :h, :h])
+    torch.bmm(D[:, :, h:].mT, D, out=out[:, h:, :])
+    out[:, :h, h:] = out[:, h:, :h].mT
+    return out
+
+
+def _least_squares_on_support(
+    xc: torch.Tensor,
+    D: torch.Tensor,
+    valid: torch.Tensor,
+    rtol: float,
+    gram_out: torch.Tensor | None,
+) -> torch.Tensor:
     """Minimum-norm C minimising ||xc[b] - C[b] @ D[b]|| for every sequence b at once.
 
-    xc: (B, L, d_in); D: (B, S, d_in) padded supports, rows of padding are zero; valid: (B, S).
+    xc: (B, L, d_in); D: (B, S, d_in) padded supports, rows of padding are zero; valid: (B, S);
+    gram_out: (B, d_in, d_in) scratch for the input Gram (required if S > d_in).
     Works in the smaller of the two Gram spaces: atoms (S x S) if S <= d_in, else input (d_in^2).
     Returns C: (B, L, S), zero on padding.
     """
@@ -261,7 +285,7 @@ def _least_squares_on_support(xc: torch.Tensor, D: torch.Tensor, valid: torch.Te
         G = D @ D.mT  # (B, S, S)
         G = G + torch.diag_embed((~valid).to(G.dtype))  # padding -> identity block, coefficient 0
         return _psd_solve(G, D @ xc.mT, rtol).mT  # C^T = G^+ D xc^T -> (B, L, S)
-    G = D.mT @ D  # (B, d_in, d_in); padding rows add nothing
+    G = _input_gram(D, gram_out)  # (B, d_in, d_in); padding rows add nothing
     return _psd_solve(G, xc.mT, rtol).mT @ D.mT  # C = xc G^+ D^T -> (B, L, S)
 
 
@@ -274,33 +298,43 @@ def ihtp(
 ) -> torch.Tensor:
     """Batched IHTP; same result as ihtp_reference (reconstructions to ~1e-4 relative in fp32).
 
-    Why seq_chunk=8: profiled on 2 CPU cores (d_in 512, d_sae 4096, 64 x 128 tokens, k 10, support
-    ~1,100 > d_in) the time goes to the d_in Gram D^T D (bmm, ~35%), the correlations (~25%, as a
-    ReLU encode), Cholesky factor and solve (~20%) and gathering the support atoms (~7%): all
-    arithmetic- or memory-bound, so the lever is memory traffic. 8 sequences per chunk keep the
-    gathered atoms at ~18 MB instead of ~144 MB for 64: median 710 ms instead of 846 ms (4 runs;
-    16 gave 734, 4 gave 721). Same results: chunks are independent.
+    Where the time goes, profiled on 2 CPU cores (d_in 512, d_sae 4096, 64 x 128 tokens, k 10,
+    support ~1,100 > d_in): the correlations (a ReLU encode's GEMM, ~30%), the d_in Gram D^T D
+    (~27%, at 3/4 of a full product, see `_input_gram`), Cholesky factor and triangular solves
+    (~19%: LAPACK at n = d_in gains 1.35x from a second core), the coefficient product (~7%),
+    top-k, zero-fill, gathers and scatters (~12%). Scratch tensors (correlations, gathered atoms,
+    Gram) are allocated once per call, not per chunk: on the VM measured, the first-touch page
+    faults of a fresh 16 MiB tensor cost 5-30 ms against the ~45 ms GEMM that fills it.
+    Why seq_chunk=8: the gathered atoms stay at ~18 MB instead of ~144 MB for 64; 4 and 16 were no
+    faster (medians within the runs' spread). Same results for any seq_chunk: chunks are
+    independent.
     Supports of `seq_chunk` sequences are padded to the largest one (validity mask) and all solved
     together; sequences whose support is at most d_in use the atom Gram, the others the d_in Gram,
     so a small support never pays for (or is made singular by) a big one.
-    Extra memory per chunk of b = seq_chunk sequences, S = largest support (<= L*k):
+    Extra memory, b = min(seq_chunk, B) sequences, S = largest support (<= L*k):
     b*L*d_sae correlations, b*S*d_in gathered atoms, b*min(S, d_in)^2 Gram and its Cholesky factor,
     b*L*S coefficients (plus the returned codes).
     xc: (B, L, d_in) or (L, d_in) = one sequence. Returns z with d_sae last.
     """
     dt = compute_dtype(xc)
+    dev = xc.device
     W = W_dec.to(dt)  # (d_sae, d_in)
     d_sae, d_in = W.shape
-    W_pad = torch.cat(
-        [W, W.new_zeros(1, d_in)]
-    )  # (d_sae + 1, d_in): row d_sae = zero atom for padding
+    W_pad = torch.cat([W, W.new_zeros(1, d_in)])  # (d_sae + 1, d_in): row d_sae = zero atom
     seqs = xc[None] if xc.dim() == 2 else xc  # (B, L, d_in)
-    z = torch.zeros(*seqs.shape[:2], d_sae, dtype=dt, device=xc.device)  # (B, L, d_sae)
-    tok = torch.arange(seqs.shape[1], device=xc.device)[None, :, None]  # (1, L, 1)
-    for start in range(0, seqs.shape[0], seq_chunk):
+    B, L = seqs.shape[:2]
+    z = torch.zeros(B, L, d_sae, dtype=dt, device=dev)  # (B, L, d_sae)
+    tok = torch.arange(L, device=dev)[None, :, None]  # (1, L, 1)
+    b_max = min(seq_chunk, B)
+    corr = torch.empty(b_max, L, d_sae, dtype=dt, device=dev)  # scratch, reused by every chunk
+    gram = None  # (b_max, d_in, d_in), allocated when a support exceeds d_in
+    atoms = torch.empty(0, dtype=dt, device=dev)  # grown to the largest gather
+    for start in range(0, B, seq_chunk):
         x = seqs[start : start + seq_chunk].to(dt)  # (b, L, d_in)
-        idx = (x @ W.T).abs_().topk(k, dim=-1).indices  # (b, L, k)
-        mask = torch.zeros(x.shape[0], d_sae, dtype=torch.bool, device=xc.device)
+        b = x.shape[0]
+        A = torch.matmul(x, W.T, out=corr[:b])  # (b, L, d_sae)
+        idx = A.abs_().topk(k, dim=-1).indices  # (b, L, k)
+        mask = torch.zeros(b, d_sae, dtype=torch.bool, device=dev)
         mask.scatter_(1, idx.flatten(1), True)  # (b, d_sae) support of each sequence
         size = mask.sum(1)  # (b,)
         small = size <= d_in  # sequences solved in atom space
@@ -308,17 +342,27 @@ def ihtp(
             if not bool(group.any()):
                 continue
             rows = group.nonzero()  # (g, 1)
+            g = len(rows)
             S = int(size[rows].max())
             # support atoms first (ascending index), then padding
             sup = torch.sort(
                 mask[rows[:, 0]].to(torch.uint8), dim=1, descending=True, stable=True
             ).indices[:, :S]
-            valid = torch.arange(S, device=xc.device) < size[rows]  # (g, S)
-            D = W_pad[torch.where(valid, sup, d_sae)]  # (g, S, d_in), zero rows on padding
-            C = _least_squares_on_support(x[rows[:, 0]], D, valid, rtol)  # (g, L, S), 0 on padding
+            valid = torch.arange(S, device=dev) < size[rows]  # (g, S)
+            picked = torch.where(valid, sup, d_sae).flatten()  # (g*S,), padding -> zero atom
+            if atoms.numel() < picked.numel() * d_in:
+                atoms = torch.empty(picked.numel() * d_in, dtype=dt, device=dev)
+            D = torch.index_select(
+                W_pad, 0, picked, out=atoms[: picked.numel() * d_in].view(-1, d_in)
+            ).view(g, S, d_in)  # zero rows on padding
+            if S > d_in and gram is None:
+                gram = torch.empty(b_max, d_in, d_in, dtype=dt, device=dev)
+            C = _least_squares_on_support(
+                x[rows[:, 0]], D, valid, rtol, gram[:g] if S > d_in else None
+            )  # (g, L, S), zero on padding
             # padding positions point at distinct non-support atoms and write 0 there
-            if len(rows) == len(x):  # one group: scatter is cheaper than index_put
-                z[start : start + len(x)].scatter_(2, sup[:, None, :].expand_as(C), C)
+            if g == b:  # one group: scatter is cheaper than index_put
+                z[start : start + b].scatter_(2, sup[:, None, :].expand_as(C), C)
             else:
                 z.index_put_((start + rows[:, :, None], tok, sup[:, None, :]), C)
     return z if xc.dim() == 3 else z[0]
