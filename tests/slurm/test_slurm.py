@@ -526,13 +526,17 @@ def status_outage_run(runs, cluster, config_file, overlay, tmp_path_factory):
 
 # ----------------------------------------------------------------- submission rate
 N_RATE_JOBS = 40
+RATE_SETTLE_S = 5  # between the last submission logged and the SIGINT (see submission_run)
 
 
 @pytest.fixture(scope="module")
 def submission_run(runs, cluster, overlay, tmp_path_factory):
     """N_RATE_JOBS + 1 core evaluations (the baseline and N_RATE_JOBS reference SAEs that are all
     the demo's SAE, their folders copied from the first run) submitted at once; stopped with
-    SIGINT, which scancels them, once every one is in the controller's queue."""
+    SIGINT, which scancels them, once every one is in the controller's queue and Snakemake has
+    logged its submission, plus a few seconds: plugin 2.8.0 submits from threads and adds each
+    job to the list it cancels later, on its event loop (__init__.py ~779-786, ~1236), so a
+    SIGINT right after the burst missed jobs on a slow machine (docs/slurm.md says so)."""
     if cluster.release != "24.11":
         pytest.skip("the submission rate is measured on Slurm 24.11 only (CI time)")
     assert runs["slurm"]["rc"] == 0, "the first SLURM run failed"
@@ -567,7 +571,9 @@ def submission_run(runs, cluster, overlay, tmp_path_factory):
         while run["proc"].poll() is None and time.monotonic() < deadline:
             uuid = re.search(r"SLURM run ID: (\S+)", run["log"].read_text(errors="replace"))
             jobs = [j for j in cluster.jobs() if uuid and j.get("JobName") == uuid.group(1)]
-            if len(jobs) >= N_RATE_JOBS + 1:
+            logged = run["log"].read_text(errors="replace").count("has been submitted with SLURM")
+            if len(jobs) >= N_RATE_JOBS + 1 and logged >= N_RATE_JOBS + 1:
+                time.sleep(RATE_SETTLE_S)
                 break
             time.sleep(0.5)
     finally:
@@ -593,7 +599,14 @@ def test_submission_rate_of_many_evaluation_jobs(submission_run, cluster):
         if states <= {"CANCELLED", "COMPLETED", "FAILED"}:
             break
         time.sleep(1)
-    assert states <= {"CANCELLED", "COMPLETED", "FAILED"}, states
+    left = sorted(
+        j["JobId"]
+        for j in cluster.jobs()
+        if j["JobId"] in ids and j["JobState"] not in {"CANCELLED", "COMPLETED", "FAILED"}
+    )
+    if left:  # not to slow the tests after this one down
+        cluster.run(["scancel", *left], capture_output=True, timeout=30)
+    assert not left, f"SIGINT left SLURM jobs {left} in the queue ({states})"
 
 
 # ----------------------------------------------- against the local run (last: see `runs`)
