@@ -569,9 +569,10 @@ def submission_run(runs, cluster, overlay, tmp_path_factory):
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
         while run["proc"].poll() is None and time.monotonic() < deadline:
-            uuid = re.search(r"SLURM run ID: (\S+)", run["log"].read_text(errors="replace"))
+            output = run["log"].read_text(errors="replace")
+            uuid = re.search(r"SLURM run ID: (\S+)", output)
             jobs = [j for j in cluster.jobs() if uuid and j.get("JobName") == uuid.group(1)]
-            logged = run["log"].read_text(errors="replace").count("has been submitted with SLURM")
+            logged = output.count("has been submitted with SLURM")
             if len(jobs) >= N_RATE_JOBS + 1 and logged >= N_RATE_JOBS + 1:
                 time.sleep(RATE_SETTLE_S)
                 break
