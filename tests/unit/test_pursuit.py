@@ -18,6 +18,27 @@ def randn(*shape, seed=1, dtype=torch.float64):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
+# ------------------------------------------------------------------------------------ buffers
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(0,), (3,), (5, 7), (2, 128, 4096)])
+def test_cpu_buffers_are_aligned_contiguous_and_outlive_their_numpy_array(shape, dtype):
+    import gc
+
+    t = P._empty(shape, dtype, torch.device("cpu"))
+    assert t.shape == shape and t.dtype == dtype and t.is_contiguous()
+    assert t.data_ptr() % 64 == 0  # torch's own alignment; numpy's 16 slowed a GEMM into it
+    t.copy_(torch.arange(t.numel(), dtype=dtype).view(shape))
+    gc.collect()  # the tensor alone must keep the memory alive
+    assert torch.equal(t.flatten(), torch.arange(t.numel(), dtype=dtype))
+
+
+def test_buffers_numpy_cannot_hold_come_from_torch():
+    t = P._empty((4, 3), torch.bfloat16, torch.device("cpu"))
+    assert t.dtype == torch.bfloat16 and t.shape == (4, 3)
+
+
 # ---------------------------------------------------------------------------------------- MP
 
 
