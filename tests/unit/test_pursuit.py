@@ -114,16 +114,34 @@ def test_mp_fp32_bf16_input(dtype, nonneg, backend):
         assert (fast >= 0).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("nonneg", [False, True])
-def test_mp_backends_pick_the_first_of_tied_atoms(nonneg):
+def test_mp_backends_pick_the_first_of_tied_atoms(nonneg, dtype):
     """Integer-valued correlations tie often: both backends pick the first index, as the
-    reference's torch.argmax does, so the codes are equal exactly."""
+    reference's torch.argmax does, so the codes are equal exactly (float32 takes the compiled
+    loop's integer-key search, float64 its float search)."""
     g = torch.Generator().manual_seed(5)
-    W = torch.eye(64, dtype=torch.float64)[torch.randperm(64, generator=g)]  # orthonormal atoms
-    x = torch.randint(-3, 4, (30, 64), generator=g).double()  # many equal |correlations|
+    W = torch.eye(64, dtype=dtype)[torch.randperm(64, generator=g)]  # orthonormal atoms
+    x = torch.randint(-3, 4, (30, 64), generator=g).to(dtype)  # many equal |correlations|
     ref = P.matching_pursuit_reference(x, W, 12, nonneg=nonneg)
     for backend in ("numba", "torch"):
         assert torch.equal(P.matching_pursuit(x, W, 12, nonneg=nonneg, backend=backend), ref)
+
+
+def test_float32_argmax_by_integer_keys_matches_torch():
+    """The compiled float32 search orders bit patterns as integers: it must agree with
+    torch.argmax of c and of |c| on ties, signed zeros, subnormals and extremes."""
+    from workflow_scripts.saes import mp_kernel
+
+    special = [0.0, -0.0, 1e-45, -1e-45, 1e-38, -1e-38, 3.4e38, -3.4e38, 1.0, -1.0]
+    rows = [torch.tensor(special), torch.tensor([-0.0, 0.0, -1.0]), torch.tensor([-2.0, -0.0])]
+    rows += [torch.randint(-3, 4, (257,)).float() for _ in range(20)]
+    rows += [torch.randn(1000) * 10.0 ** torch.randint(-40, 38, (1000,)) for _ in range(5)]
+    for c in rows:
+        c = c.float().contiguous()
+        bits = c.numpy().view(np.int32)
+        assert mp_kernel._first_argmax_f32(bits, True) == int(c.argmax())
+        assert mp_kernel._first_argmax_f32(bits, False) == int(c.abs().argmax())
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
