@@ -28,10 +28,16 @@ from workflow_scripts.saes import pursuit as P
 
 
 def median_times(fns: dict, repeats: int, device: torch.device) -> dict:
-    """Median wall time of each fn over `repeats` runs, after one warm-up run each.
+    """Median wall time of each fn over `repeats` rounds, after one warm-up round.
 
-    Runs are interleaved (every fn once per round) so a load change on a shared machine hits all
-    methods alike instead of skewing one of them.
+    Rounds are interleaved (every fn once per round) so a load change on a shared machine hits
+    all methods alike instead of skewing one of them. In each round a fn runs twice back to
+    back and the second call is timed: a virtual machine that hands freed memory back to its
+    host (virtio-balloon free page reporting, ~2 s after a free; the development VM does) makes
+    the first touch of memory freed during the other methods' calls cost host page faults. That
+    put 100-250 ms of faults on the 134 MiB of fresh IHTP codes in some rounds and not others
+    (IHTP speedup 4.5-7 for the same code); on a cluster node, and within a job encoding batch
+    after batch, memory is reused at once, as in the second call.
     """
 
     def sync():
@@ -41,6 +47,7 @@ def median_times(fns: dict, repeats: int, device: torch.device) -> dict:
     times = {name: [] for name in fns}
     for r in range(repeats + 1):
         for name, fn in fns.items():
+            fn()  # untimed: leaves freed memory for the timed call to reuse at once
             sync()
             t0 = time.perf_counter()
             fn()
@@ -202,7 +209,8 @@ def main(argv=None) -> dict:
     print(
         f"d_in={a.d_in} d_sae={a.d_sae} tokens={n_tok} ({a.seqs} x {a.seq_len}) "
         f"s={a.steps} k={a.k} "
-        f"repeats={rep} (median, interleaved); random unit-norm dictionary, Gaussian activations"
+        f"repeats={rep} (median of the 2nd of 2 back-to-back calls, interleaved); "
+        "random unit-norm dictionary, Gaussian activations"
     )
 
     G = P.decoder_gram(W_dec)
