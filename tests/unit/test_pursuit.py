@@ -135,6 +135,9 @@ def test_float32_argmax_by_integer_keys_matches_torch():
 
     special = [0.0, -0.0, 1e-45, -1e-45, 1e-38, -1e-38, 3.4e38, -3.4e38, 1.0, -1.0]
     rows = [torch.tensor(special), torch.tensor([-0.0, 0.0, -1.0]), torch.tensor([-2.0, -0.0])]
+    # all negative, down to the most negative float: keys near the bottom of the int32 range
+    rows += [torch.tensor([-5.0, -2.0, -3.4e38]), torch.tensor([-3.4e38, -3.4e38])]
+    rows += [-(torch.rand(300) + 1.0) * 10.0 ** torch.randint(0, 38, (300,)) for _ in range(5)]
     rows += [torch.randint(-3, 4, (257,)).float() for _ in range(20)]
     rows += [torch.randn(1000) * 10.0 ** torch.randint(-40, 38, (1000,)) for _ in range(5)]
     for c in rows:

@@ -80,8 +80,8 @@ def _first_argmax_f32(bits, nonneg):  # pragma: no cover - compiled
     which vectorises, give the largest key and, on ties, the first index: torch.argmax's
     choice, exactly.
     """
-    n = bits.shape[0]
-    best = np.int64(-(1 << 62))
+    n = bits.shape[0]  # < 2**32, so that n - i fits the low half
+    best = np.int64(-(1 << 63))  # below every packed value: keys >= -2**31, n - i >= 1
     for i in range(n):
         b = bits[i]
         if nonneg:
