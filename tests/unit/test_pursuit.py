@@ -169,6 +169,11 @@ def test_the_compiled_steps_refuse_what_they_cannot_run():
     c[1, 2], z = np.inf, np.zeros_like(c)
     assert not mp_kernel.run_steps(c, z, G, 2, False, 1)
     assert (z == 0).all() and c[0, 0] == 1  # untouched
+    empty = np.ones((3, 0), np.float32)  # no latents: the loop would index an empty row
+    with pytest.raises(ValueError, match="no latents"):
+        mp_kernel.run_steps(empty, empty.copy(), np.ones((0, 0), np.float32), 2, False, 1)
+    with pytest.raises(ValueError, match="no latents"):
+        P.matching_pursuit(randn(3, 4), torch.zeros(0, 4), 5, backend="numba")
 
 
 def test_mp_backend_is_checked():

@@ -30,8 +30,8 @@ from workflow_scripts.saes import pursuit as P
 def median_times(fns: dict, repeats: int, device: torch.device) -> dict:
     """Median wall time of each fn over `repeats` rounds, after one warm-up round.
 
-    Rounds are interleaved (every fn once per round) so a load change on a shared machine hits
-    all methods alike instead of skewing one of them. In each round a fn runs twice back to
+    Rounds are interleaved (every fn in turn in each round) so a load change on a shared machine
+    hits all methods alike instead of skewing one of them. In each round a fn runs twice back to
     back and the second call is timed: a virtual machine that hands freed memory back to its
     host (virtio-balloon free page reporting, ~2 s after a free; the development VM does) makes
     the first touch of memory freed during the other methods' calls cost host page faults. That
