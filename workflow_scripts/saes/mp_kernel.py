@@ -63,6 +63,9 @@ _FASTMATH = {"nnan", "ninf", "nsz", "contract"}
 # the same cache entries in the same order.
 _F32_TOKEN_SIG = "void(float32[::1], int32[::1], float32[::1], float32[:, ::1], int64, boolean)"
 _F64_TOKEN_SIG = "void(float64[::1], float64[::1], float64[:, ::1], int64, boolean)"
+_STEP_SIGS = [
+    f"void({t}[::1], {t}[::1], {t}[:, ::1], int64, boolean)" for t in ("float32", "float64")
+]
 _F32_BLOCK_SIG = "void(float32[:, ::1], float32[:, ::1], float32[:, ::1], int64, boolean)"
 _F64_BLOCK_SIG = "void(float64[:, ::1], float64[:, ::1], float64[:, ::1], int64, boolean)"
 
@@ -93,46 +96,49 @@ def _first_argmax_f32(bits, nonneg):  # pragma: no cover - compiled
     return n - (best & np.int64(0xFFFFFFFF))
 
 
+@numba.njit("int64(float64[::1], boolean)", boundscheck=False, fastmath=_FASTMATH, cache=True)
+def _first_argmax_f64(c, nonneg):  # pragma: no cover - compiled
+    """As `_first_argmax_f32` for float64 values `c` (n,), whose 64-bit keys leave no room for
+    the index: a float max reduction, then a vectorised search for the first entry equal to it
+    (a min reduction; an early exit does not vectorise)."""
+    n = c.shape[0]
+    j = n
+    if nonneg:
+        m = c.max()
+        for i in range(n):
+            j = min(j, i if c[i] == m else n)
+    else:
+        m = max(c.max(), -c.min())
+        for i in range(n):
+            j = min(j, i if abs(c[i]) == m else n)
+    return j if j < n else 0  # unreachable for finite input (run_steps checks it)
+
+
+@numba.njit(_STEP_SIGS, boundscheck=False, fastmath=_FASTMATH, cache=True)
+def _add_atom(c, z, G, j, nonneg):  # pragma: no cover - compiled
+    """One MP step on atom j, in place: v = c[j] (relu'd if nonneg), z[j] += v, c -= v G[j]."""
+    v = c[j]
+    if nonneg and v < 0:
+        v -= v  # relu, kept in c's dtype
+    z[j] += v
+    g = G[j]
+    for i in range(c.shape[0]):
+        c[i] -= v * g[i]
+
+
 @numba.njit(_F32_TOKEN_SIG, boundscheck=False, fastmath=_FASTMATH, cache=True)
 def _token_steps_f32(c, bits, z, G, steps, nonneg):  # pragma: no cover - compiled
     """`steps` MP steps for one token, in place. c: (n,) correlations of the residual and
     `bits`, the same memory seen as int32; z: (n,) codes, added to; G: (n, n) decoder Gram."""
-    n = c.shape[0]
     for _ in range(steps):
-        j = _first_argmax_f32(bits, nonneg)
-        v = c[j]
-        if nonneg and v < 0:
-            v -= v  # relu, kept in c's dtype
-        z[j] += v
-        g = G[j]
-        for i in range(n):
-            c[i] -= v * g[i]
+        _add_atom(c, z, G, _first_argmax_f32(bits, nonneg), nonneg)
 
 
 @numba.njit(_F64_TOKEN_SIG, boundscheck=False, fastmath=_FASTMATH, cache=True)
 def _token_steps_f64(c, z, G, steps, nonneg):  # pragma: no cover - compiled
-    """As `_token_steps_f32` for float64, whose 64-bit keys leave no room for the index: a
-    float max reduction, then a vectorised search for the first entry equal to it."""
-    n = c.shape[0]
+    """As `_token_steps_f32` for float64."""
     for _ in range(steps):
-        if nonneg:  # j = first argmax c
-            m = c.max()
-            j = n
-            for i in range(n):  # a min reduction, which vectorises (an early exit does not)
-                j = min(j, i if c[i] == m else n)
-        else:  # j = first argmax |c|
-            m = max(c.max(), -c.min())
-            j = n
-            for i in range(n):
-                j = min(j, i if abs(c[i]) == m else n)
-        j = j if j < n else 0  # unreachable for finite input (run_steps checks it)
-        v = c[j]
-        if nonneg and v < 0:
-            v -= v
-        z[j] += v
-        g = G[j]
-        for i in range(n):
-            c[i] -= v * g[i]
+        _add_atom(c, z, G, _first_argmax_f64(c, nonneg), nonneg)
 
 
 # The per-token body is its own function: inlined into the parallel loop it did not vectorise
