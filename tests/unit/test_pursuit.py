@@ -242,6 +242,7 @@ def rel(a, b):
         (32, 256, 3, 20, 4),
         (64, 512, 2, 40, 2),
         (15, 64, 3, 12, 3),  # odd d_in: the input Gram's two column blocks differ in width
+        (16, 4096, 3, 4, 3),  # supports of L*k atoms: the gather fills its buffer's cap
     ],
 )
 def test_ihtp_fast_matches_reference(d_in, d_sae, B, L, k):
@@ -253,6 +254,65 @@ def test_ihtp_fast_matches_reference(d_in, d_sae, B, L, k):
     assert rel(fast @ W, ref @ W) < 1e-4
     # (L, d_in) input is one sequence
     assert rel(P.ihtp(x[1], W, k) @ W, ref[1] @ W) < 1e-4
+
+
+def psd_batch(dtype):
+    """Four (6 x 6) Grams: full rank, rank 3, holding a NaN, full rank again."""
+    g = torch.Generator().manual_seed(21)
+    D = torch.randn(4, 9, 6, generator=g, dtype=torch.float64)
+    D[1] = torch.randn(9, 3, generator=g, dtype=torch.float64) @ D[1, :3]  # rank 3
+    G = (D.mT @ D).to(dtype)
+    G[2, 1, 4] = G[2, 4, 1] = float("nan")
+    return G
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("transposed", [False, True])  # R as IHTP passes it: xc.mT, not contiguous
+def test_lapack_and_torch_cholesky_agree(dtype, transposed):
+    G = psd_batch(dtype)
+    R = randn(4, 5, 6, seed=22, dtype=dtype).mT if transposed else randn(4, 6, 5, dtype=dtype)
+    out_lapack, ok_lapack = P._cholesky_lapack(G, R, 1e-6)
+    out_torch, ok_torch = P._cholesky_torch(G, R, 1e-6)
+    assert ok_lapack.tolist() == ok_torch.tolist() == [True, False, False, True]
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    assert rel(out_lapack[ok_lapack], out_torch[ok_torch]) < tol
+    # and both solve G x = R
+    ok = ok_lapack
+    assert rel(G[ok] @ out_lapack[ok], R[ok]) < tol
+
+
+def test_psd_solve_on_cpu_mixes_cholesky_and_pinv_per_matrix():
+    G, R = psd_batch(torch.float64)[:2], randn(2, 6, 5, seed=23)  # full rank, rank 3
+    out = P._psd_solve(G, R, 1e-6)
+    assert rel(out[0], torch.linalg.solve(G[0], R[0])) < 1e-10
+    assert rel(out[1], torch.linalg.pinv(G[1], hermitian=True, rtol=1e-6) @ R[1]) < 1e-8
+
+
+def test_lapack_cholesky_runs_on_one_blas_thread_and_restores_the_count(monkeypatch):
+    from scipy.linalg import lapack
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        blas = [d for d in threadpool_info() if d["user_api"] == "blas"]
+        return {d["filepath"]: d["num_threads"] for d in blas}
+
+    seen, real = [], lapack.get_lapack_funcs
+
+    def spying(names, arrays):
+        potrf, potrs = real(names, arrays)
+
+        def potrf_spy(*a, **kw):
+            seen.append(blas_threads())
+            return potrf(*a, **kw)
+
+        return potrf_spy, potrs
+
+    monkeypatch.setattr(lapack, "get_lapack_funcs", spying)
+    with threadpool_limits(2, user_api="blas"):  # as on a 2-thread job, whatever this machine has
+        before = blas_threads()
+        P._cholesky_lapack(psd_batch(torch.float64), randn(4, 6, 2, seed=24), 1e-6)
+        assert blas_threads() == before
+    assert len(seen) == 4 and all(set(t.values()) == {1} for t in seen)
 
 
 @pytest.mark.parametrize("d_in", [7, 8])

@@ -10,6 +10,7 @@ Computation happens in float32 (float64 if the input is float64), whatever the i
 bfloat16 activations work; codes are returned in that compute dtype and callers cast back.
 """
 
+import functools
 import math
 import os
 
@@ -257,19 +258,90 @@ def _psd_solve(G: torch.Tensor, R: torch.Tensor, rtol: float) -> torch.Tensor:
     the eigen-based pinv in float64 with relative cutoff rtol, which stays finite and
     minimum-norm on rank-deficient supports. Both run on CPU and CUDA (unlike lstsq's gelsd, CPU
     only, or gels, which assumes full rank and returns garbage or inf on a singular support).
+    On CPU the Cholesky steps are LAPACK's potrf + potrs through scipy (`_cholesky_lapack`),
+    elsewhere torch's (`_cholesky_torch`); the same factorisation, results equal to rounding.
     """
+    lapack = G.device.type == "cpu" and G.dtype in (torch.float32, torch.float64)
+    out, ok = (_cholesky_lapack if lapack else _cholesky_torch)(G, R, rtol)
+    if bool(ok.all()):
+        return out
+    bad = ~ok
+    pinv = torch.linalg.pinv(G[bad].double(), hermitian=True, rtol=rtol)  # (b, n, n)
+    out[bad] = (pinv @ R[bad].double()).to(R.dtype)
+    return out
+
+
+def _cholesky_torch(
+    G: torch.Tensor, R: torch.Tensor, rtol: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """G^-1 R by torch's batched Cholesky (any device). G (B, n, n) PSD, R (B, n, m). Returns
+    (out (B, n, m), ok (B,) bool): ok[b] False where the factorisation failed or a pivot is tiny
+    (min L_ii^2 <= rtol * max G_ii); out[b] is then unset."""
     L, info = torch.linalg.cholesky_ex(G)  # (B, n, n)
     pivots = L.diagonal(dim1=-2, dim2=-1)  # (B, n)
     scale = G.diagonal(dim1=-2, dim2=-1).amax(-1)  # (B,)
     ok = (info == 0) & (pivots.amin(-1) ** 2 > rtol * scale)  # (B,)
     if bool(ok.all()):
-        return _cholesky_solve(R, L)  # (B, n, m)
+        return _cholesky_solve(R, L), ok  # (B, n, m)
     out = torch.empty_like(R)
     out[ok] = _cholesky_solve(R[ok], L[ok])
-    bad = ~ok
-    pinv = torch.linalg.pinv(G[bad].double(), hermitian=True, rtol=rtol)  # (b, n, n)
-    out[bad] = (pinv @ R[bad].double()).to(R.dtype)
-    return out
+    return out, ok
+
+
+def _cholesky_lapack(
+    G: torch.Tensor, R: torch.Tensor, rtol: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """G^-1 R by LAPACK's potrf (Cholesky) and potrs (both triangular solves) on CPU, matrix by
+    matrix. G (B, n, n) PSD, R (B, n, m); returns (out, ok) as `_cholesky_torch` does, with the
+    same test for a failed factorisation or a tiny pivot.
+
+    Why not torch's: its cholesky_ex + two solve_triangular cost 25-30 ms per 8 x (512 x 512)
+    Grams with 128 right-hand sides on the 2-core AMD EPYC measured, scipy's potrf + potrs 12 ms
+    (torch's CPU Cholesky also zeroes the upper triangle, ~1.5 ms, and its LAPACK is MKL, which
+    may take a generic path on AMD).
+    One OpenBLAS thread: with two, a whole IHTP call (8,192 tokens, d_in 512, d_sae 4,096, k 10)
+    was slower than with torch's Cholesky, not faster (1,313 against 955 ms, medians of 7
+    interleaved calls), because OpenBLAS's idle workers spin-wait after each call and take a core
+    from the torch GEMMs that follow; with one thread, 757 against 946 ms. A second core gains the
+    LAPACK calls little (8.4 against 12.0 ms per 8 Grams), and scipy's wrappers hold the GIL, so
+    Python threads cannot share the matrices out instead.
+    """
+    from scipy.linalg import lapack  # scipy.linalg's import (~0.2 s) only for IHTP jobs
+
+    G_np, R_np = G.detach().numpy(), R.detach().numpy()
+    potrf, potrs = lapack.get_lapack_funcs(("potrf", "potrs"), (G_np,))
+    scale = G.diagonal(dim1=-2, dim2=-1).amax(-1).tolist()  # (B,)
+    out = torch.empty(R.shape, dtype=R.dtype)
+    ok = torch.zeros(G.shape[0], dtype=torch.bool)
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        for b in range(G.shape[0]):
+            ok[b] = _potrf_potrs(potrf, potrs, G_np[b], R_np[b], rtol, scale[b], out[b])
+    return out, ok
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, made once (~4 ms: it walks the loaded
+    shared objects); limiting threads through it then costs ~20 us. Made after scipy.linalg is
+    imported, so scipy's OpenBLAS is among them."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _potrf_potrs(potrf, potrs, G: np.ndarray, R: np.ndarray, rtol, scale, out) -> bool:
+    """out = G^-1 R by one Cholesky (G (n, n) PSD, R (n, m)); False, out unset, where the
+    factorisation fails or its smallest pivot is tiny (min L_ii^2 <= rtol * scale)."""
+    # G is symmetric, so its transpose (Fortran order: no copy) is the same matrix
+    factor, info = potrf(G.T, lower=1, clean=0)
+    # `not (a > b)` rather than `a <= b`: a NaN scale or pivot fails the test, as in torch's
+    if info != 0 or not float(factor.diagonal().min()) ** 2 > rtol * scale:
+        return False
+    x, info = potrs(factor, R, lower=1)
+    if info != 0:  # an illegal argument: a bug here, not a property of G
+        raise RuntimeError(f"LAPACK potrs failed (info={info})")
+    out.copy_(torch.from_numpy(x))
+    return True
 
 
 def _input_gram(D: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -321,12 +393,14 @@ def ihtp(
 ) -> torch.Tensor:
     """Batched IHTP; same result as ihtp_reference (reconstructions to ~1e-4 relative in fp32).
 
-    Where the time goes, profiled on 2 CPU cores (d_in 512, d_sae 4096, 64 x 128 tokens, k 10,
-    support ~1,100 > d_in): the correlations (a ReLU encode's GEMM, ~30%), the d_in Gram D^T D
-    (~27%, at 3/4 of a full product, see `_input_gram`), Cholesky factor and triangular solves
-    (~19%: LAPACK at n = d_in gains 1.35x from a second core), the coefficient product (~7%),
-    top-k, zero-fill, gathers and scatters (~12%). Scratch tensors (correlations, gathered atoms,
-    Gram) are allocated once per call, not per chunk, and with the codes on huge pages (`_empty`):
+    Where the time goes, profiled on 2 CPU cores (AMD EPYC; d_in 512, d_sae 4096, 64 x 128
+    tokens, k 10, support ~1,100 > d_in): the correlations (a ReLU encode's GEMM, ~30%), the d_in
+    Gram D^T D (~26%, at 3/4 of a full product, see `_input_gram`), the coefficient product
+    (~10%), Cholesky factor and triangular solves (~13%, scipy's LAPACK on one thread, see
+    `_cholesky_lapack`; torch's took ~20%), zero-fill, top-k, gathers and scatters (~18%).
+    Scratch tensors (correlations, gathered atoms, Gram) are allocated once per call, not per
+    chunk (the gathered atoms' buffer with room to spare, as supports grow from chunk to chunk),
+    and with the codes on huge pages (`_empty`):
     on the VM measured, the first-touch page faults of a fresh 16 MiB tensor cost 5-30 ms against
     the ~45 ms GEMM that fills it, and huge pages made a call ~6% faster (741 against 791 ms,
     medians of 11 interleaved calls).
@@ -337,8 +411,9 @@ def ihtp(
     together; sequences whose support is at most d_in use the atom Gram, the others the d_in Gram,
     so a small support never pays for (or is made singular by) a big one.
     Extra memory, b = min(seq_chunk, B) sequences, S = largest support (<= L*k):
-    b*L*d_sae correlations, b*S*d_in gathered atoms, b*min(S, d_in)^2 Gram and its Cholesky factor,
-    b*L*S coefficients (plus the returned codes).
+    b*L*d_sae correlations, b*S*d_in gathered atoms (up to 1.25x that, kept for the next
+    chunk), b*min(S, d_in)^2 Gram and its Cholesky factor, b*L*S coefficients (plus the returned
+    codes).
     xc: (B, L, d_in) or (L, d_in) = one sequence. Returns z with d_sae last.
     """
     dt = compute_dtype(xc)
@@ -354,6 +429,7 @@ def ihtp(
     corr = _empty((b_max, L, d_sae), dt, dev)  # scratch, reused by every chunk
     gram = None  # (b_max, d_in, d_in), allocated when a support exceeds d_in
     atoms = torch.empty(0, dtype=dt, device=dev)  # grown to the largest gather
+    atoms_cap = b_max * min(L * k, d_sae) * d_in  # a gather never exceeds it
     for start in range(0, B, seq_chunk):
         x = seqs[start : start + seq_chunk].to(dt)  # (b, L, d_in)
         b = x.shape[0]
@@ -375,8 +451,11 @@ def ihtp(
             ).indices[:, :S]
             valid = torch.arange(S, device=dev) < size[rows]  # (g, S)
             picked = torch.where(valid, sup, d_sae).flatten()  # (g*S,), padding -> zero atom
-            if atoms.numel() < picked.numel() * d_in:
-                atoms = _empty((picked.numel() * d_in,), dt, dev)
+            need = picked.numel() * d_in
+            if atoms.numel() < need:  # with a quarter to spare, up to the largest possible
+                # gather: each fresh buffer paid 7-29 ms of page faults on the VM measured (THP
+                # compaction), and supports grow from chunk to chunk (3 buffers a call, now 1)
+                atoms = _empty((min(need * 5 // 4, atoms_cap),), dt, dev)
             D = torch.index_select(
                 W_pad, 0, picked, out=atoms[: picked.numel() * d_in].view(-1, d_in)
             ).view(g, S, d_in)  # zero rows on padding
