@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from workflow_scripts.saes import psd_solve
 from workflow_scripts.saes import pursuit as P
 
 
@@ -271,8 +272,8 @@ def psd_batch(dtype):
 def test_lapack_and_torch_cholesky_agree(dtype, transposed):
     G = psd_batch(dtype)
     R = randn(4, 5, 6, seed=22, dtype=dtype).mT if transposed else randn(4, 6, 5, dtype=dtype)
-    out_lapack, ok_lapack = P._cholesky_lapack(G, R, 1e-6)
-    out_torch, ok_torch = P._cholesky_torch(G, R, 1e-6)
+    out_lapack, ok_lapack = psd_solve.cholesky_lapack(G, R, 1e-6)
+    out_torch, ok_torch = psd_solve.cholesky_torch(G, R, 1e-6)
     assert ok_lapack.tolist() == ok_torch.tolist() == [True, False, False, True]
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     assert rel(out_lapack[ok_lapack], out_torch[ok_torch]) < tol
@@ -283,7 +284,7 @@ def test_lapack_and_torch_cholesky_agree(dtype, transposed):
 
 def test_psd_solve_on_cpu_mixes_cholesky_and_pinv_per_matrix():
     G, R = psd_batch(torch.float64)[:2], randn(2, 6, 5, seed=23)  # full rank, rank 3
-    out = P._psd_solve(G, R, 1e-6)
+    out = psd_solve.psd_solve(G, R, 1e-6)
     assert rel(out[0], torch.linalg.solve(G[0], R[0])) < 1e-10
     assert rel(out[1], torch.linalg.pinv(G[1], hermitian=True, rtol=1e-6) @ R[1]) < 1e-8
 
@@ -310,7 +311,7 @@ def test_lapack_cholesky_runs_on_one_blas_thread_and_restores_the_count(monkeypa
     monkeypatch.setattr(lapack, "get_lapack_funcs", spying)
     with threadpool_limits(2, user_api="blas"):  # as on a 2-thread job, whatever this machine has
         before = blas_threads()
-        P._cholesky_lapack(psd_batch(torch.float64), randn(4, 6, 2, seed=24), 1e-6)
+        psd_solve.cholesky_lapack(psd_batch(torch.float64), randn(4, 6, 2, seed=24), 1e-6)
         assert blas_threads() == before
     assert len(seen) == 4 and all(set(t.values()) == {1} for t in seen)
 
