@@ -204,6 +204,35 @@ def test_selection_utils_import_skips_only_the_release_table():
     assert int(result.stdout.split()[-1]) >= 1
 
 
+def test_sae_probes_reads_dataset_sizes_on_demand_with_the_same_values():
+    """In a fresh interpreter, as a sae-probes job imports it: no dataset is read at import, the
+    three module-level size tables answer what sae-probes' own count (utils_data.py:198-205)
+    gives, and asking whether a dataset is there reads nothing."""
+    code = (
+        "import sys\n"
+        "from workflow_scripts.steps import evaluate\n"
+        "evaluate.prepare_process('sparse_probing_sae_probes', {'offline': True})\n"
+        "u = sys.modules['sae_probes.utils_data']\n"
+        "assert u.read_dataset_df.cache_info().currsize == 0, 'datasets read at import'\n"
+        "tables = [sys.modules['sae_probes.' + m].DATASET_SIZES for m in\n"
+        "          ('run_sae_evals', 'run_baselines', 'generate_sae_activations')]\n"
+        "tags = u.get_numbered_binary_tags()\n"
+        "assert all(list(t) == tags and len(t) == len(tags) == 113 for t in tables)\n"
+        "assert tags[3] in tables[0].keys() and 'no_such_dataset' not in tables[0]\n"
+        "assert u.read_dataset_df.cache_info().currsize == 0, 'membership read a dataset'\n"
+        "try:\n"
+        "    tables[0]['no_such_dataset']\n"
+        "    raise AssertionError('an unknown dataset has a size')\n"
+        "except KeyError:\n"
+        "    pass\n"
+        "counted = {t: len(u.read_numbered_dataset_df(t)) for t in tags}\n"
+        "assert all(dict(t) == counted for t in tables)\n"
+        "print(sum(counted.values()))\n"
+    )
+    result = in_fresh_interpreter(code)
+    assert int(result.stdout.split()[-1]) > 113 * 100  # real datasets were counted
+
+
 def test_an_offline_job_is_offline_before_huggingface_hub_is_imported(tmp_path):
     """huggingface_hub reads HF_HUB_OFFLINE once, at import; the job's CLI imports it (through
     SAE Lens) before evaluate() runs, so the variables must be set first. Fresh interpreter."""

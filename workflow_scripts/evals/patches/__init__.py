@@ -46,6 +46,16 @@ Each patch, what it targets (SAE Bench 0.6.0 unless said) and why:
   from SAE Lens's whole release directory at import time (1.7-1.9 s of every job here), for
   `print_all_sae_releases` alone. Imported once with the directory lookup answering `{}`; the
   module's functions get the real lookup back, so nothing but that table changes.
+- `sae_probes_sizes_on_demand`: sae-probes 0.4.2 (the package SAE Bench's
+  sparse_probing_sae_probes eval calls, main.py:11) counts the rows of all 113 of its shipped
+  datasets when it is imported: `get_dataset_sizes` (utils_data.py:189-205) decompresses and
+  parses every CSV, and generate_sae_activations.py:29, run_baselines.py:36 and
+  run_sae_evals.py:33 call it at module level (1.9 s of every sae-probes job here, and one file
+  read per dataset on a cluster's shared filesystem). The tables it builds are only indexed by
+  dataset (generate_sae_activations.py:56, run_baselines.py:122/235/527, run_sae_evals.py:300) or
+  asked whether they hold one (utils_data.py:336), so it answers with a read-only mapping over the
+  same datasets that reads a dataset's size when first asked for it (through the package's own
+  cached reader, which the eval then reuses for that dataset's rows).
 - `judge_client`: the `OpenAI` name in autointerp/main.py (imported at :14, called in
   `get_api_response` ~319-322 as `OpenAI(api_key=...)`, then `model="gpt-4o-mini"`): the
   configured judge model is used instead, at the configured base URL (an OpenAI-compatible
@@ -67,6 +77,10 @@ from workflow_scripts.evals.local_loaders import load_local_dataset, load_local_
 from workflow_scripts.evals.patches.core_recording import (  # noqa: F401 (re-exported)
     record_core_ce_loss,
     record_core_reconstruction,
+)
+from workflow_scripts.evals.patches.import_time import (  # noqa: F401 (re-exported)
+    sae_probes_sizes_on_demand,
+    selection_utils_without_release_table,
 )
 
 # Modules that did ``from datasets import load_dataset`` and load hub datasets SAE Bench needs.
@@ -282,27 +296,6 @@ def weights_only_loads(force: bool = True) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------------
 # The autointerp judge
 # ------------------------------------------------------------------------------------------------
-
-
-SELECTION_UTILS = "sae_bench.sae_bench_utils.sae_selection_utils"
-
-
-def selection_utils_without_release_table() -> None:
-    """Import SAE Bench's sae_selection_utils without its import-time read of SAE Lens's release
-    directory (see the module docstring); call before importing an SAE Bench eval module. A no-op
-    when it is already imported. Its `metadata_rows` (used only by `print_all_sae_releases`) is
-    left empty; `get_saes_from_regex` and the other functions read the real directory."""
-    if SELECTION_UTILS in sys.modules:
-        return
-    from sae_lens.loading import pretrained_saes_directory as directory
-
-    real = directory.get_pretrained_saes_directory
-    directory.get_pretrained_saes_directory = dict  # () -> {} while the module body runs
-    try:
-        module = importlib.import_module(SELECTION_UTILS)
-    finally:
-        directory.get_pretrained_saes_directory = real
-    module.get_pretrained_saes_directory = real
 
 
 @contextlib.contextmanager
