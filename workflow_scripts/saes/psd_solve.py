@@ -7,6 +7,7 @@ import functools
 
 import numpy as np
 import torch
+from scipy.linalg import lapack
 
 
 def _cholesky_solve(R: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
@@ -29,8 +30,8 @@ def psd_solve(G: torch.Tensor, R: torch.Tensor, rtol: float) -> torch.Tensor:
     On CPU the Cholesky steps are LAPACK's potrf + potrs through scipy (`cholesky_lapack`),
     elsewhere torch's (`cholesky_torch`); the same factorisation, results equal to rounding.
     """
-    lapack = G.device.type == "cpu" and G.dtype in (torch.float32, torch.float64)
-    out, ok = (cholesky_lapack if lapack else cholesky_torch)(G, R, rtol)
+    on_cpu = G.device.type == "cpu" and G.dtype in (torch.float32, torch.float64)
+    out, ok = (cholesky_lapack if on_cpu else cholesky_torch)(G, R, rtol)
     if bool(ok.all()):
         return out
     bad = ~ok
@@ -74,8 +75,6 @@ def cholesky_lapack(
     LAPACK calls little (8.4 against 12.0 ms per 8 Grams), and scipy's wrappers hold the GIL, so
     Python threads cannot share the matrices out instead.
     """
-    from scipy.linalg import lapack  # scipy.linalg's import (~0.2 s) only for IHTP jobs
-
     G_np, R_np = G.detach().numpy(), R.detach().numpy()
     potrf, potrs = lapack.get_lapack_funcs(("potrf", "potrs"), (G_np,))
     scale = G.diagonal(dim1=-2, dim2=-1).amax(-1).tolist()  # (B,)
@@ -90,8 +89,8 @@ def cholesky_lapack(
 @functools.cache
 def _blas_controller():
     """threadpoolctl's view of the loaded BLAS libraries, made once (~4 ms: it walks the loaded
-    shared objects); limiting threads through it then costs ~20 us. Made after scipy.linalg is
-    imported, so scipy's OpenBLAS is among them."""
+    shared objects); limiting threads through it then costs ~20 us. scipy.linalg is imported by
+    then, so scipy's OpenBLAS is among them."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()

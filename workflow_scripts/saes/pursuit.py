@@ -354,9 +354,9 @@ def ihtp(
                 # gather: each fresh buffer paid 7-29 ms of page faults on the VM measured (THP
                 # compaction), and supports grow from chunk to chunk (3 buffers a call, now 1)
                 atoms = _empty((min(need * 5 // 4, atoms_cap),), dt, dev)
-            D = torch.index_select(
-                W_pad, 0, picked, out=atoms[: picked.numel() * d_in].view(-1, d_in)
-            ).view(g, S, d_in)  # zero rows on padding
+            D = torch.index_select(W_pad, 0, picked, out=atoms[:need].view(-1, d_in)).view(
+                g, S, d_in
+            )  # zero rows on padding
             if S > d_in and gram is None:
                 gram = _empty((b_max, d_in, d_in), dt, dev)
             C = _least_squares_on_support(

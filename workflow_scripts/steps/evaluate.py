@@ -72,9 +72,8 @@ def prepare_process(eval_type: str, settings: dict) -> EvalType:
     """What a process does before it runs SAE Bench's `eval_type`: the offline variables (before
     torch, transformers and huggingface_hub are imported: they read them once), SAE Bench's
     selection utilities without their import-time release table and sae-probes without its
-    import-time read of every dataset (patches), and the eval's SAE
-    Bench module, imported here so that a record's eval_s is SAE Bench's run alone. Returns the
-    registry entry."""
+    import-time read of every dataset (patches), and the eval's SAE Bench module, imported here
+    so that a record's eval_s is SAE Bench's run alone. Returns the registry entry."""
     if settings.get("offline"):
         os.environ.update(OFFLINE_VARIABLES)
     patches.selection_utils_without_release_table()  # before any SAE Bench eval module

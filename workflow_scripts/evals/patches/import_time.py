@@ -15,9 +15,10 @@ SELECTION_UTILS = "sae_bench.sae_bench_utils.sae_selection_utils"
 
 def selection_utils_without_release_table() -> None:
     """Import SAE Bench's sae_selection_utils without its import-time read of SAE Lens's release
-    directory (see the module docstring); call before importing an SAE Bench eval module. A no-op
-    when it is already imported. Its `metadata_rows` (used only by `print_all_sae_releases`) is
-    left empty; `get_saes_from_regex` and the other functions read the real directory."""
+    directory (see `workflow_scripts.evals.patches`); call before importing an SAE Bench eval
+    module. A no-op when it is already imported. Its `metadata_rows` (used only by
+    `print_all_sae_releases`) is left empty; `get_saes_from_regex` and the other functions read
+    the real directory."""
     if SELECTION_UTILS in sys.modules:
         return
     from sae_lens.loading import pretrained_saes_directory as directory
@@ -83,9 +84,10 @@ class _SaeProbesDataFinder(importlib.abc.MetaPathFinder):
 
 
 def sae_probes_sizes_on_demand() -> None:
-    """Have sae-probes read a dataset's size when it is asked for, not all 113 at import (see the
-    module docstring); call before anything imports sae_probes. A no-op once it is imported."""
-    if SAE_PROBES_DATA in sys.modules or "sae_probes" in sys.modules:
+    """Have sae-probes read a dataset's size when it is asked for, not all 113 at import (see
+    `workflow_scripts.evals.patches`); call before anything imports sae_probes. A no-op once it
+    is imported."""
+    if "sae_probes" in sys.modules:  # and with it utils_data (its __init__ imports it)
         return
     if not any(isinstance(f, _SaeProbesDataFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _SaeProbesDataFinder())
